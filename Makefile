@@ -1,0 +1,98 @@
+# bulkmail.infra: the two commands a user needs are `make lab` and `make test`.
+# Everything else here is what those two stand on.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+BIN     := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
+
+LAB     := lab
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+HOSTS   := smtp1 dns1 db1 web1 client providers
+COLLECTION_LINK := build/collections/ansible_collections/bulkmail/infra
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+# --- controller side ---------------------------------------------------------
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
+	@command -v python3 >/dev/null || { echo "missing: python3 (apt-get install python3 python3-venv)"; exit 1; }
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "missing: Python 3.11 or newer"; exit 1; }
+	@python3 -m venv --help >/dev/null 2>&1 || { echo "missing: python3-venv (apt-get install python3-venv)"; exit 1; }
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Python tooling in .venv (Ansible, Molecule, linters)
+
+.PHONY: collection-link
+collection-link: ## Make this checkout resolvable as bulkmail.infra
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+# --- the lab -----------------------------------------------------------------
+
+.PHONY: docker
+docker: ## Install and start Docker and Compose where they are missing
+	@$(LAB)/bin/ensure-docker
+
+.PHONY: images
+images: docker ## Build the lab images (base image from debootstrap when no registry)
+	@$(LAB)/bin/ensure-base-image
+	@find $(LAB)/images/extra-ca -name '*.crt' -delete
+	@cp /usr/local/share/ca-certificates/*.crt $(LAB)/images/extra-ca/ 2>/dev/null || true
+	cd $(LAB) && $(COMPOSE) build -q smtp1 providers controller
+
+.PHONY: lab-hosts
+lab-hosts: images ## Start the lab hosts without converging them
+	cd $(LAB) && $(COMPOSE) up -d $(HOSTS)
+
+.PHONY: lab
+lab: images ## Bring up the whole lab, converged by site.yml, and print its summary
+	cd $(LAB) && $(COMPOSE) up -d
+	@rc=$$(docker wait bulkmail-controller); \
+	  docker logs bulkmail-controller 2>&1 | sed -n '/converge took/,$$p'; \
+	  if [ "$$rc" != 0 ]; then docker logs --tail 80 bulkmail-controller; \
+	    echo "make lab: the controller's converge failed (exit $$rc); full log: docker logs bulkmail-controller"; exit 1; fi
+
+.PHONY: converge
+converge: venv collection-link ## Run site.yml against the running lab from this machine
+	ansible-playbook site.yml
+
+.PHONY: received
+received: ## What the emulated providers received, one JSON object per message
+	@docker exec bulkmail-providers python3 -m bulkmail_providers received
+
+.PHONY: down
+down: ## Remove the lab, volumes included
+	@if docker info >/dev/null 2>&1; then cd $(LAB) && $(COMPOSE) down -v --remove-orphans; fi
+
+# --- tests -------------------------------------------------------------------
+
+.PHONY: lint
+lint: venv collection-link ## ruff, yamllint, ansible-lint (production profile)
+	ruff check .
+	ruff format --check .
+	yamllint -s .
+	ansible-lint --profile production
+
+.PHONY: unit
+unit: venv collection-link ## Unit tests: pure logic, no Docker
+	pytest -q tests/unit lab/providers/tests
+
+.PHONY: molecule
+molecule: venv collection-link docker ## The whole stack: create = the lab, converge = site.yml, idempotence, verify
+	molecule test
+
+.PHONY: test
+test: lint unit molecule ## Every test; non-zero on any failure
