@@ -48,6 +48,7 @@ docker: ## Install and start Docker and Compose where they are missing
 
 .PHONY: images
 images: docker ## Build the lab images (base image from debootstrap when no registry)
+	@$(LAB)/bin/check-networks
 	@$(LAB)/bin/ensure-base-image
 	@find $(LAB)/images/extra-ca -name '*.crt' -delete
 	@cp /usr/local/share/ca-certificates/*.crt $(LAB)/images/extra-ca/ 2>/dev/null || true
