@@ -87,6 +87,10 @@ lint: venv collection-link ## ruff, yamllint, ansible-lint (production profile)
 	yamllint -s .
 	ansible-lint --profile production
 
+.PHONY: sanity
+sanity: venv ## ansible-test sanity, as Galaxy and collection maintainers run it
+	tests/sanity/run
+
 .PHONY: unit
 unit: venv collection-link ## Unit tests: pure logic, no Docker
 	pytest -q tests/unit lab/providers/tests
@@ -96,4 +100,4 @@ molecule: venv collection-link docker ## The whole stack: create = the lab, conv
 	molecule test
 
 .PHONY: test
-test: lint unit molecule ## Every test; non-zero on any failure
+test: lint unit sanity molecule ## Every test; non-zero on any failure
