@@ -1,0 +1,156 @@
+"""python3 -m bulkmail_providers [serve | received | followups | reset | ping | check-config]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import smtplib
+import sys
+from pathlib import Path
+from typing import Any
+
+from bulkmail_providers.config import ConfigError, ServerConfig, apply_environment, load_config
+from bulkmail_providers.mailstore import read_records, reset
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    config = load_config(args.config)
+    overrides: dict[str, str] = {}
+    if getattr(args, "listen", None):
+        overrides["PROVIDERS_LISTEN"] = args.listen
+    if getattr(args, "dns", None):
+        overrides["PROVIDERS_DNS"] = args.dns
+    if args.data_dir:
+        overrides["PROVIDERS_DATA_DIR"] = str(args.data_dir)
+    return apply_environment(config, overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
+    from bulkmail_providers.server import serve  # the server's imports are only needed here
+
+    asyncio.run(serve(_config(args)))
+    return 0
+
+
+def _table_line(record: dict[str, Any]) -> str:
+    return (
+        f"{record['received_at']}  {record['provider']:<8} {record['mail_from'] or '<>'} -> "
+        f"{','.join(record['rcpt_to'])}  dkim={record['dkim']['result']} "
+        f"spf={record['spf']['result']} dmarc={record['dmarc']['result']} "
+        f"tls={'yes' if record['tls'] else 'no'}  {record['message_id']}"
+    )
+
+
+def _received(args: argparse.Namespace) -> int:
+    config = _config(args)
+    records = read_records(config.received_log, since=args.since)
+    if args.count:
+        print(sum(1 for _ in records))
+        return 0
+    for record in records:
+        print(_table_line(record) if args.table else json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _followups(args: argparse.Namespace) -> int:
+    config = _config(args)
+    for record in read_records(config.followup_log, since=args.since):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    config = _config(args)
+    reset(config.followup_log)
+    dropped = reset(config.received_log, config.message_dir if args.messages else None)
+    print(
+        f"reset: dropped {dropped} records" + (" and the stored messages" if args.messages else "")
+    )
+    return 0
+
+
+def _ping(args: argparse.Namespace) -> int:
+    """Readiness: the server greets and answers EHLO (the container's HEALTHCHECK)."""
+    port = args.port or _config(args).listen_port
+    try:
+        with smtplib.SMTP(args.host, port, timeout=args.timeout) as client:
+            code, _ = client.ehlo("healthcheck.providers.test")
+    except (OSError, smtplib.SMTPException) as error:
+        print(f"ping: {args.host}:{port}: {error}", file=sys.stderr)
+        return 1
+    if code != 250:
+        print(f"ping: EHLO answered {code}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    for provider in config.providers:
+        print(
+            f"{provider.name}: {provider.hostname} {', '.join(provider.domains)} "
+            f"behaviour={provider.behaviour.value} defer_stage={provider.defer_stage.value}"
+        )
+    for pattern, behaviour in config.local_parts:
+        print(f"local part {pattern} -> {behaviour.value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m bulkmail_providers", description=__doc__)
+    parser.add_argument("--config", type=Path, help="providers.toml (env PROVIDERS_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="env PROVIDERS_DATA_DIR")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the SMTP server (the default)")
+    serve.add_argument("--listen", help="HOST:PORT (env PROVIDERS_LISTEN)")
+    serve.add_argument("--dns", help="name server to verify against (env PROVIDERS_DNS)")
+    serve.set_defaults(func=_serve)
+
+    received = commands.add_parser("received", help="print the received-message records")
+    received.add_argument("--since", type=int, default=0, help="skip the first N records")
+    form = received.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="JSON lines (the default)")
+    form.add_argument("--table", action="store_true", help="one readable line per record")
+    form.add_argument("--count", action="store_true", help="print how many records there are")
+    received.set_defaults(func=_received)
+
+    followups = commands.add_parser("followups", help="print what became of DSNs and ARF reports")
+    followups.add_argument("--since", type=int, default=0, help="skip the first N records")
+    followups.set_defaults(func=_followups)
+
+    reset_cmd = commands.add_parser("reset", help="truncate the received and followup logs")
+    reset_cmd.add_argument("--messages", action="store_true", help="remove stored .eml too")
+    reset_cmd.set_defaults(func=_reset)
+
+    ping = commands.add_parser("ping", help="exit 0 when the server answers EHLO")
+    ping.add_argument("--host", default="127.0.0.1")
+    ping.add_argument("--port", type=int, help="default: the port the server listens on")
+    ping.add_argument("--timeout", type=float, default=5.0)
+    ping.set_defaults(func=_ping)
+
+    check = commands.add_parser("check-config", help="validate and summarise providers.toml")
+    check.set_defaults(func=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "serve"])
+    try:
+        return int(args.func(args))
+    except ConfigError as error:
+        print(f"bulkmail_providers: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0

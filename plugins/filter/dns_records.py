@@ -1,0 +1,162 @@
+# Copyright: bulkmail.infra developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over the inventory model: validation, SPF/DKIM/DMARC records and whole zones.
+
+Thin wrappers around plugins/module_utils; documentation in the <filter>.yml files beside
+this one. A ModelError becomes an AnsibleFilterError with the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import wraps
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import public_key_map
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
+    build_zones,
+    dkim_txt_chunks,
+    render_dmarc_record,
+    render_spf_record,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+    ModelError,
+    model_summary,
+    parse_domain,
+    pool_addresses,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+    validate_model as check_model,
+)
+
+
+def _model_errors_as_filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ModelError as error:
+            raise AnsibleFilterError(str(error)) from None
+
+    return wrapper
+
+
+def _plain(value: Any) -> Any:
+    """Lists of hostvars (HostVarsVars) and lazy containers as plain Python data."""
+    if isinstance(value, Mapping):
+        return {key: value[key] for key in value}
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return value
+    return list(value)
+
+
+def _hosts(value: Any) -> Any:
+    if value is None:
+        return None
+    return [_plain(host) if isinstance(host, Mapping) else host for host in _plain(value)]
+
+
+@_model_errors_as_filter_errors
+def validate_model(
+    domains: Any,
+    ip_pools: Any = None,
+    smtp_hosts: Any = None,
+    dns_hosts: Any = None,
+    hosts: Any = None,
+) -> dict[str, Any]:
+    model = check_model(
+        _plain(domains), _plain(ip_pools), _hosts(smtp_hosts), _hosts(dns_hosts), _hosts(hosts)
+    )
+    return model_summary(model)
+
+
+@_model_errors_as_filter_errors
+def spf_record(
+    addresses: Any, includes: Any = None, all_qualifier: str = "-", mechanisms: Any = None
+) -> str:
+    """Input: a pools mapping (bulkmail_ip_pools) or a list of addresses."""
+    if isinstance(addresses, Mapping):
+        ip4: Iterable[str] = pool_addresses(addresses)
+    elif isinstance(addresses, str):
+        ip4 = [addresses]
+    else:
+        ip4 = list(addresses or [])
+    if isinstance(includes, str):
+        includes = [includes]
+    return render_spf_record(
+        ip4, list(includes or []), mechanisms=list(mechanisms or []), all_qualifier=all_qualifier
+    )
+
+
+@_model_errors_as_filter_errors
+def dkim_txt(public_key: str, key_type: str = "rsa") -> list[str]:
+    return dkim_txt_chunks(public_key, key_type)
+
+
+@_model_errors_as_filter_errors
+def dmarc_record(dmarc: Any) -> str:
+    """Input: a domain's dmarc mapping, or a whole bulkmail_domains item."""
+    dmarc = _plain(dmarc)
+    if isinstance(dmarc, Mapping) and "name" in dmarc:
+        return render_dmarc_record(parse_domain(dmarc, "domain").dmarc)
+    return render_dmarc_record(dmarc)
+
+
+@_model_errors_as_filter_errors
+def zones(
+    domains: Any,
+    ip_pools: Any = None,
+    smtp_hosts: Any = None,
+    dns_hosts: Any = None,
+    hosts: Any = None,
+    dkim_keys: Any = None,
+    extra_zones: Any = None,
+    soa: Any = None,
+    ttl: int = 3600,
+    reverse_zones: bool = True,
+) -> list[dict[str, Any]]:
+    model = check_model(
+        _plain(domains),
+        _plain(ip_pools),
+        _hosts(smtp_hosts) or [],
+        _hosts(dns_hosts) or [],
+        _hosts(hosts) or [],
+    )
+    keys = None
+    if dkim_keys is not None:
+        keys = {domain: _plain(selectors) for domain, selectors in _plain(dkim_keys).items()}
+    return build_zones(
+        model.domains,
+        model.ip_pools,
+        model.smtp_hosts,
+        model.dns_hosts,
+        model.hosts,
+        keys,
+        extra_zones=extra_zones,
+        soa=_plain(soa),
+        ttl=int(ttl),
+        reverse_zones=bool(reverse_zones),
+    )
+
+
+@_model_errors_as_filter_errors
+def dkim_public_keys(results: Any) -> dict[str, dict[str, str]]:
+    """Input: the `results` of a looped, registered bulkmail.infra.dkim_key task."""
+    if isinstance(results, Mapping) and "results" in results:
+        results = results["results"]
+    return public_key_map(_plain(result) for result in _plain(results))
+
+
+class FilterModule:
+    """bulkmail.infra DNS and model filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "validate_model": validate_model,
+            "spf_record": spf_record,
+            "dkim_txt": dkim_txt,
+            "dmarc_record": dmarc_record,
+            "zones": zones,
+            "dkim_public_keys": dkim_public_keys,
+        }

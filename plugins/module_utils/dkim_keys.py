@@ -1,0 +1,210 @@
+"""DKIM key store on the controller: `<store>/<domain>/<selector>.private` (PEM PKCS#8, 0600).
+
+Pure Python with `cryptography`, no Ansible import (also `bulkmail.logic.dkim_keys`).
+An existing key is never overwritten: rotating means adding a new selector.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import tempfile
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+except ImportError:  # the module reports it; public_key_map needs no cryptography
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+
+from .dns_records import DKIM_KEY_TYPES, dkim_txt_chunks
+from .domain_model import ModelError, validate_domain_name, validate_selector
+
+KEY_MODE = 0o600
+DIR_MODE = 0o700
+MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept smaller keys
+MAX_RSA_BITS = 4096  # larger keys overflow what many DNS setups and verifiers handle
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    path: str
+    key_type: str
+    bits: int
+    public_key: str
+    txt: list[str]
+    changed: bool
+    created: bool
+
+
+def key_path(store: str, domain: str, selector: str) -> str:
+    return os.path.join(store, domain, f"{selector}.private")
+
+
+def generate_private_key(key_type: str = "rsa", bits: int = 2048) -> Any:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def private_key_pem(key: Any) -> bytes:
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def key_type_of(key: Any) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "rsa"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    raise ModelError("", f"{type(key).__name__} keys are not DKIM keys (use rsa or ed25519)")
+
+
+def public_key_b64(key: Any) -> str:
+    """What the DKIM record publishes in p=: DER SubjectPublicKeyInfo for rsa (RFC 6376),
+    the raw 32-byte key for ed25519 (RFC 8463)."""
+    public = key.public_key()
+    if key_type_of(key) == "ed25519":
+        data = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        data = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return base64.b64encode(data).decode("ascii")
+
+
+def load_private_key(path: str) -> Any:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as error:
+        raise ModelError(
+            path,
+            f"is not an unencrypted PEM private key ({error}); move it away to create a new one",
+        ) from None
+
+
+def _ensure_dir(path: str, check_mode: bool) -> bool:
+    """Create `path` (0700) or tighten its mode; True if something changed or would."""
+    if not os.path.isdir(path):
+        if not check_mode:
+            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+            os.chmod(path, DIR_MODE)
+        return True
+    if stat.S_IMODE(os.stat(path).st_mode) != DIR_MODE:
+        if not check_mode:
+            os.chmod(path, DIR_MODE)
+        return True
+    return False
+
+
+def _write_new(path: str, data: bytes) -> bool:
+    """Write `path` only if it does not exist; False if another process created it first."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".dkim-", dir=directory)
+    try:
+        os.fchmod(fd, KEY_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # unlike rename, link never replaces an existing file
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def check_request(domain: str, selector: str, key_type: str, bits: int) -> None:
+    validate_domain_name(domain, "domain")
+    validate_selector(selector, "selector")
+    if key_type not in DKIM_KEY_TYPES:
+        raise ModelError("type", f"{key_type!r} is not one of {', '.join(DKIM_KEY_TYPES)}")
+    if key_type == "rsa" and not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+        raise ModelError(
+            "bits", f"{bits} is outside {MIN_RSA_BITS}..{MAX_RSA_BITS}; 2048 is the usual size"
+        )
+
+
+def ensure_key(
+    store: str,
+    domain: str,
+    selector: str,
+    key_type: str = "rsa",
+    bits: int = 2048,
+    *,
+    check_mode: bool = False,
+) -> DkimKey:
+    """Make sure the key exists; return its public half and DNS TXT chunks.
+
+    In check mode a missing key is generated in memory only: its public key is a placeholder
+    that differs on every run.
+    """
+    if not HAS_CRYPTOGRAPHY:
+        raise ModelError("", "DKIM keys need the Python cryptography library on the controller")
+    check_request(domain, selector, key_type, bits)
+    path = key_path(store, domain, selector)
+    changed = _ensure_dir(store, check_mode)
+    changed = _ensure_dir(os.path.dirname(path), check_mode) or changed
+    created = False
+    if os.path.exists(path):
+        key = load_private_key(path)
+        actual = key_type_of(key)
+        if actual != key_type:
+            raise ModelError(
+                path,
+                f"holds an {actual} key but type {key_type} was asked for; existing keys are "
+                "never replaced: publish the new type under a new selector",
+            )
+        if stat.S_IMODE(os.stat(path).st_mode) != KEY_MODE:
+            if not check_mode:
+                os.chmod(path, KEY_MODE)
+            changed = True
+    else:
+        key = generate_private_key(key_type, bits)
+        created = True
+        changed = True
+        if not check_mode and not _write_new(path, private_key_pem(key)):
+            key = load_private_key(path)  # lost a race: keep the other writer's key
+            created = False
+    public = public_key_b64(key)
+    return DkimKey(
+        path=path,
+        key_type=key_type,
+        bits=key.key_size if key_type == "rsa" else 256,
+        public_key=public,
+        txt=dkim_txt_chunks(public, key_type),
+        changed=changed,
+        created=created,
+    )
+
+
+def public_key_map(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """{domain: {selector: public_key}} from dkim_key results (a registered loop's results)."""
+    keys: dict[str, dict[str, str]] = {}
+    for index, result in enumerate(results):
+        if result.get("skipped"):
+            continue
+        try:
+            domain, selector, public = result["domain"], result["selector"], result["public_key"]
+        except KeyError as missing:
+            raise ModelError(
+                f"results[{index}]",
+                f"has no {missing}; pass the results of bulkmail.infra.dkim_key",
+            ) from None
+        keys.setdefault(domain, {})[selector] = public
+    return keys

@@ -1,0 +1,51 @@
+"""`bulkmail`: the runtime's command line, one subcommand per job.
+
+    bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
+
+Installed as the `bulkmail` console script (pyproject.toml) and as `python -m bulkmail`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bulkmail import check_dns
+from bulkmail.logic.dns_check import Resolve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkmail", description="The bulkmail runtime: checks and services around Postfix."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    check = commands.add_parser(
+        "check-dns",
+        help="check SPF, DKIM, DMARC, MX, PTR, MTA-STS and TLS-RPT of sending domains",
+        description=(
+            "Query live DNS and report, per domain, every check with its status, reason and "
+            "fix. Exit 1 when a required check fails."
+        ),
+    )
+    check_dns.add_arguments(check)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    resolve: Resolve | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run one command; `resolve` replaces live DNS (tests inject a fake one)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "check-dns":
+        return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
+
+
+if __name__ == "__main__":
+    sys.exit(main())
