@@ -74,6 +74,11 @@ converge: venv collection-link ## Run site.yml against the running lab from this
 received: ## What the emulated providers received, one JSON object per message
 	@docker exec bulkmail-providers python3 -m bulkmail_providers received
 
+.PHONY: check-dns
+check-dns: venv ## Check the lab's published SPF, DKIM, DMARC, MX, PTR, MTA-STS, TLS-RPT
+	bulkmail check-dns --inventory inventories/lab --key-store inventories/lab/.secrets/dkim \
+	  --nameserver 198.51.100.53
+
 .PHONY: down
 down: ## Remove the lab, volumes included
 	@if docker info >/dev/null 2>&1; then cd $(LAB) && $(COMPOSE) down -v --remove-orphans; fi

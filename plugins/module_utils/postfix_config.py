@@ -1,0 +1,610 @@
+"""Postfix main.cf and master.cf as data, derived from the bulkmail inventory model.
+
+Every setting carries a one-line reason, so `main.cf` explains itself and other code (the
+tuning model, per-provider transports, lanes) can add to it as a *layer* merged on top of
+the base, instead of editing files. Templates only place these values.
+
+Pure Python: no Ansible import. The model's own fields are checked by `domain_model`
+(its `ModelError`); what is specific to Postfix raises `PostfixConfigError`. Both are
+`ValueError`s whose message names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .domain_model import (
+    ModelError,
+    parse_domains,
+    parse_ip_pools,
+    validate_domain_name,
+    validate_ipv4,
+)
+
+SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+DEFAULT_MILTERS = ("inet:127.0.0.1:8891",)
+DEFAULT_SASL_PATH = "private/auth"
+DEFAULT_SENDER_LOGIN_MAP = "texthash:/etc/postfix/sender_login"
+DEFAULT_MESSAGE_SIZE_LIMIT = 26214400  # 25 MiB
+
+MASTER_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
+
+
+class PostfixConfigError(ValueError):
+    """The model cannot produce a safe Postfix configuration; the message says why."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One main.cf parameter (or one master.cf `-o` override) and why it has this value."""
+
+    name: str
+    value: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class MasterService:
+    """One master.cf entry; `options` become `-o name=value`, `args` follow the command."""
+
+    service: str
+    type: str
+    command: str
+    reason: str
+    private: str = "-"
+    unpriv: str = "-"
+    chroot: str = "-"
+    wakeup: str = "-"
+    maxproc: str = "-"
+    options: tuple[Setting, ...] = ()
+    args: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """master.cf identifies a service by its name and type."""
+        return (self.service, self.type)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "type": self.type,
+            "private": self.private,
+            "unpriv": self.unpriv,
+            "chroot": self.chroot,
+            "wakeup": self.wakeup,
+            "maxproc": self.maxproc,
+            "command": self.command,
+            "args": list(self.args),
+            "options": [option.as_dict() for option in self.options],
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class SmtpHost:
+    """What main.cf and master.cf are derived from: one smtp host in the model.
+
+    `hostname`, `public_ipv4`, `ip_pools` and `trusted_networks` are the model's
+    `bulkmail_hostname`, `bulkmail_public_ipv4`, `bulkmail_ip_pools` and
+    `bulkmail_trusted_networks`; the rest are role options with safe defaults.
+    """
+
+    hostname: str
+    public_ipv4: str
+    ip_pools: Mapping[str, Sequence[str]]
+    trusted_networks: Sequence[str]
+    milters: Sequence[str] = DEFAULT_MILTERS
+    tls_cert_file: str = SNAKEOIL_CERT
+    tls_key_file: str = SNAKEOIL_KEY
+    sasl_path: str = DEFAULT_SASL_PATH
+    sender_login_map: str = DEFAULT_SENDER_LOGIN_MAP
+    message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+
+
+# --------------------------------------------------------------------------- input
+
+
+def smtp_host(data: Mapping[str, Any]) -> SmtpHost:
+    """Build an `SmtpHost` from plain data (what a filter receives), checking every field."""
+    if not isinstance(data, Mapping):
+        raise PostfixConfigError(
+            f"postfix model: expected a mapping of hostname, public_ipv4, ip_pools, "
+            f"trusted_networks, got {type(data).__name__}"
+        )
+    known = set(SmtpHost.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise PostfixConfigError(
+            f"postfix model: unknown field(s) {', '.join(unknown)}; known fields are "
+            f"{', '.join(sorted(known))}"
+        )
+    for required in ("hostname", "public_ipv4", "ip_pools", "trusted_networks"):
+        if data.get(required) is None:
+            raise PostfixConfigError(f"postfix model: {required} is required")
+
+    hostname = validate_domain_name(data["hostname"], "bulkmail_hostname")
+    public_ipv4 = validate_ipv4(data["public_ipv4"], "bulkmail_public_ipv4")
+    ip_pools = parse_ip_pools(data["ip_pools"])
+    trusted = [str(n) for n in _trusted_networks(data["trusted_networks"])]
+    milters = _str_list(data.get("milters", DEFAULT_MILTERS), "milters")
+    for milter in milters:
+        if not milter.startswith(("inet:", "unix:")):
+            raise PostfixConfigError(
+                f"postfix model: milters entry {milter!r} must be inet:host:port or unix:/path"
+            )
+    size = data.get("message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT)
+    if isinstance(size, str) and size.isdigit():
+        size = int(size)  # templating may hand numbers over as text
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
+        raise PostfixConfigError(
+            f"postfix model: message_size_limit must be a number of bytes >= 1024, got {size!r}"
+        )
+    return SmtpHost(
+        hostname=hostname,
+        public_ipv4=public_ipv4,
+        ip_pools=ip_pools,
+        trusted_networks=tuple(trusted),
+        milters=tuple(milters),
+        tls_cert_file=_path(data.get("tls_cert_file", SNAKEOIL_CERT), "tls_cert_file"),
+        tls_key_file=_path(data.get("tls_key_file", SNAKEOIL_KEY), "tls_key_file"),
+        sasl_path=_nonempty(data.get("sasl_path", DEFAULT_SASL_PATH), "sasl_path"),
+        sender_login_map=_nonempty(
+            data.get("sender_login_map", DEFAULT_SENDER_LOGIN_MAP), "sender_login_map"
+        ),
+        message_size_limit=size,
+    )
+
+
+def _nonempty(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise PostfixConfigError(f"postfix model: {name} must be a non-empty string")
+    if any(c.isspace() for c in value):
+        raise PostfixConfigError(f"postfix model: {name} {value!r} must not contain whitespace")
+    return value
+
+
+def _path(value: Any, name: str) -> str:
+    path = _nonempty(value, name)
+    if not path.startswith("/"):
+        raise PostfixConfigError(f"postfix model: {name} {path!r} must be an absolute path")
+    return path
+
+
+def _str_list(value: Any, name: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise PostfixConfigError(f"postfix model: {name} must be a list of strings")
+    return [_nonempty(item, f"{name} entry") for item in value]
+
+
+def _trusted_networks(value: Any) -> list[ipaddress.IPv4Network]:
+    networks = []
+    for entry in _str_list(value, "trusted_networks (bulkmail_trusted_networks)"):
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise PostfixConfigError(
+                f"postfix model: trusted_networks entry {entry!r} is not a CIDR such as "
+                f"192.0.2.96/27"
+            ) from None
+        if network.version != 4:
+            raise PostfixConfigError(
+                f"postfix model: trusted_networks entry {entry!r} is IPv6, but Postfix listens "
+                f"on IPv4 only (the model has IPv4 addresses only); remove it"
+            )
+        if str(network) != entry and "/" in entry:
+            raise PostfixConfigError(
+                f"postfix model: trusted_networks entry {entry!r} has host bits set; "
+                f"write {network} instead"
+            )
+        networks.append(network)
+    return networks
+
+
+# ------------------------------------------------------------------------- main.cf
+
+
+def _join(items: Iterable[str], separator: str = ", ") -> str:
+    return separator.join(items)
+
+
+def _bool(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def pool_of(host: SmtpHost) -> str:
+    """Name of the IP pool the host's public address belongs to (the first, if several)."""
+    for pool, addresses in host.ip_pools.items():
+        if host.public_ipv4 in addresses:
+            return pool
+    raise PostfixConfigError(
+        f"postfix model: public_ipv4 {host.public_ipv4} of {host.hostname} is in no pool of "
+        f"bulkmail_ip_pools; add it to a pool, or SPF would not cover the mail it sends"
+    )
+
+
+def mynetworks(host: SmtpHost) -> list[str]:
+    """Loopback plus the trusted networks: the only clients that may relay without SASL."""
+    networks = ["127.0.0.0/8"]
+    networks += [n for n in host.trusted_networks if n not in networks]
+    return networks
+
+
+def postfix_main_cf(host: SmtpHost) -> list[Setting]:
+    """The base main.cf for an smtp host, in file order, each setting with its reason."""
+    pool = pool_of(host)
+    milters = _join(host.milters)
+    s = Setting
+    return [
+        s("compatibility_level", "3.6", "Postfix 3.6+ safe defaults, no legacy compatibility"),
+        s("myhostname", host.hostname, "HELO name and Received host; matches the PTR record"),
+        s("myorigin", "$myhostname", "local mail (cron, root) is from this host, not a domain"),
+        s(
+            "mydestination",
+            "$myhostname, localhost",
+            "only the host itself is local; sending domains are never delivered here",
+        ),
+        s(
+            "mynetworks",
+            " ".join(mynetworks(host)),
+            "loopback and bulkmail_trusted_networks may relay on port 25 without SASL",
+        ),
+        s("inet_interfaces", "all", "port 25 and 587 on every address; restrictions guard relay"),
+        s("inet_protocols", "ipv4", "the model has IPv4 sending addresses only (SPF, PTR)"),
+        s(
+            "smtp_bind_address",
+            host.public_ipv4,
+            f"mail leaves from this host's address in pool {pool!r}, covered by SPF and PTR",
+        ),
+        s(
+            "smtp_bind_address_enforce",
+            "yes",
+            "defer rather than send from an address outside SPF when the bind address is gone",
+        ),
+        s("smtpd_banner", "$myhostname ESMTP", "do not advertise software and version"),
+        s("biff", "no", "no comsat notifications for local mail"),
+        s("alias_maps", "hash:/etc/aliases", "root and postmaster mail reaches an operator"),
+        s("alias_database", "hash:/etc/aliases", "what newaliases builds"),
+        s(
+            "smtpd_relay_restrictions",
+            _join(["permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"]),
+            "no open relay: only trusted networks and authenticated clients may relay",
+        ),
+        s(
+            "local_header_rewrite_clients",
+            _join(["permit_mynetworks", "permit_sasl_authenticated"]),
+            "our clients' mail gets a missing Message-ID and Date before it is signed",
+        ),
+        s("smtpd_helo_required", "yes", "clients must say who they are; every real MTA does"),
+        s("disable_vrfy_command", "yes", "no address harvesting through VRFY"),
+        s(
+            "smtpd_forbid_bare_newline",
+            "yes",
+            "no SMTP smuggling (CVE-2023-51764); trusted networks are exempt by default",
+        ),
+        s("smtpd_sasl_auth_enable", "no", "no AUTH on port 25; submission (587) enables it"),
+        s("smtpd_sasl_type", "dovecot", "Dovecot checks the submission accounts' passwords"),
+        s(
+            "smtpd_sasl_path",
+            host.sasl_path,
+            "Dovecot's auth socket, relative to Postfix's chroot /var/spool/postfix",
+        ),
+        s(
+            "smtpd_sender_login_maps",
+            host.sender_login_map,
+            "which SASL account owns which sender domain (submission rejects the others)",
+        ),
+        s("smtpd_tls_cert_file", host.tls_cert_file, "certificate offered with STARTTLS"),
+        s("smtpd_tls_key_file", host.tls_key_file, "private key of that certificate"),
+        s("smtpd_tls_security_level", "may", "STARTTLS offered on port 25; 587 requires it"),
+        s("smtpd_tls_auth_only", "yes", "passwords never cross the network unencrypted"),
+        s(
+            "smtpd_tls_mandatory_protocols",
+            ">=TLSv1.2",
+            "where TLS is required (587), old protocol versions are refused",
+        ),
+        s("smtpd_tls_loglevel", "1", "log one line per TLS session, for audits"),
+        s(
+            "smtpd_tls_session_cache_database",
+            "btree:${data_directory}/smtpd_scache",
+            "resumed sessions save handshakes for clients that reconnect often",
+        ),
+        s(
+            "smtp_tls_security_level",
+            "may",
+            "opportunistic TLS to receivers, as Gmail and Yahoo expect of bulk senders",
+        ),
+        s(
+            "smtp_tls_CAfile",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "logs say whether a receiver's certificate is trusted (read before chroot)",
+        ),
+        s("smtp_tls_loglevel", "1", "log one line per TLS session, for TLS reporting"),
+        s(
+            "smtp_tls_session_cache_database",
+            "btree:${data_directory}/smtp_scache",
+            "resumed sessions save handshakes at high volume to the same providers",
+        ),
+        s("smtpd_milters", milters, "OpenDKIM signs every message accepted over SMTP"),
+        s("non_smtpd_milters", "$smtpd_milters", "locally submitted mail is signed too"),
+        s(
+            "milter_default_action",
+            "tempfail",
+            "if the signer fails, mail is deferred: never sent unsigned, never lost",
+        ),
+        s(
+            "message_size_limit",
+            str(host.message_size_limit),
+            "larger mail is refused by the big providers anyway; refuse it at submission",
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------- master.cf
+
+
+def postfix_master_services(host: SmtpHost) -> list[MasterService]:
+    """The base master.cf: Debian 12's daemons (no unused pipe transports) plus submission."""
+    del host  # the base services are the same on every host; lanes add per-host layers
+    m = MasterService
+    o = Setting
+    submission_options = (
+        o("syslog_name", "postfix/submission", "submission lines are told apart in the log"),
+        o("smtpd_tls_security_level", "encrypt", "no session without TLS"),
+        o("smtpd_sasl_auth_enable", "yes", "clients log in with a submission account"),
+        o("smtpd_tls_auth_only", "yes", "AUTH is offered only after STARTTLS"),
+        o(
+            "smtpd_client_restrictions",
+            _join(["permit_sasl_authenticated", "reject"], ","),
+            "clients must authenticate, even from trusted networks",
+        ),
+        o(
+            "smtpd_sender_restrictions",
+            _join(["reject_sender_login_mismatch"], ","),
+            "an account sends only as the domains it owns (smtpd_sender_login_maps)",
+        ),
+        o(
+            "smtpd_relay_restrictions",
+            _join(["permit_sasl_authenticated", "reject"], ","),
+            "only authenticated clients relay through submission",
+        ),
+        o("milter_macro_daemon_name", "ORIGINATING", "the signer sees this mail as outgoing"),
+    )
+    return [
+        m("smtp", "inet", "smtpd", "port 25: trusted networks relay, others reach local only",
+          private="n", chroot="y"),
+        m("submission", "inet", "smtpd", "port 587: SASL over TLS for applications",
+          private="n", chroot="y", options=submission_options),
+        m("pickup", "unix", "pickup", "picks up locally submitted mail",
+          private="n", chroot="y", wakeup="60", maxproc="1"),
+        m("cleanup", "unix", "cleanup", "canonicalises messages and calls the milters",
+          private="n", chroot="y", maxproc="0"),
+        m("qmgr", "unix", "qmgr", "the queue manager schedules deliveries",
+          private="n", chroot="n", wakeup="300", maxproc="1"),
+        m("tlsmgr", "unix", "tlsmgr", "TLS session cache and PRNG",
+          chroot="y", wakeup="1000?", maxproc="1"),
+        m("rewrite", "unix", "trivial-rewrite", "address rewriting and transport resolution",
+          chroot="y"),
+        m("bounce", "unix", "bounce", "non-delivery notices", chroot="y", maxproc="0"),
+        m("defer", "unix", "bounce", "delay notices and defer logs", chroot="y", maxproc="0"),
+        m("trace", "unix", "bounce", "delivery status reports", chroot="y", maxproc="0"),
+        m("verify", "unix", "verify", "address verification cache", chroot="y", maxproc="1"),
+        m("flush", "unix", "flush", "fast ETRN and sendmail -qR",
+          private="n", chroot="y", wakeup="1000?", maxproc="0"),
+        m("proxymap", "unix", "proxymap", "shared table lookups", chroot="n"),
+        m("proxywrite", "unix", "proxymap", "shared table updates", chroot="n", maxproc="1"),
+        m("smtp", "unix", "smtp", "delivers to the receivers' MX hosts", chroot="y"),
+        m("relay", "unix", "smtp", "delivers to relayhost and next-hop relays", chroot="y",
+          options=(o("syslog_name", "postfix/$service_name", "relay lines are told apart"),)),
+        m("showq", "unix", "showq", "mailq and postqueue -p", private="n", chroot="y"),
+        m("error", "unix", "error", "bounces mail for undeliverable destinations", chroot="y"),
+        m("retry", "unix", "error", "defers mail for temporarily unavailable destinations",
+          chroot="y"),
+        m("discard", "unix", "discard", "drops mail deliberately", chroot="y"),
+        m("local", "unix", "local", "delivers root and postmaster mail on this host",
+          unpriv="n", chroot="n"),
+        m("virtual", "unix", "virtual", "virtual mailbox delivery (unused, kept for postfix check)",
+          unpriv="n", chroot="n"),
+        m("lmtp", "unix", "lmtp", "LMTP delivery", chroot="y"),
+        m("anvil", "unix", "anvil", "connection and rate counters", chroot="y", maxproc="1"),
+        m("scache", "unix", "scache", "reuses SMTP connections to busy destinations",
+          chroot="y", maxproc="1"),
+        m("postlog", "unix-dgram", "postlogd", "logging when syslog is unavailable",
+          private="n", chroot="n", maxproc="1"),
+    ]  # fmt: skip
+
+
+# -------------------------------------------------------------------------- layers
+
+
+def settings_from_data(items: Any, where: str) -> list[tuple[Setting, bool]]:
+    """Parse a layer of `{name, value, reason}` (or `{name, state: absent, reason}`) items.
+
+    Returns `(setting, present)` pairs; `present` is False for removals.
+    """
+    if items is None:
+        return []
+    if isinstance(items, (str, Mapping)) or not isinstance(items, Iterable):
+        raise PostfixConfigError(f"{where}: expected a list of {{name, value, reason}} items")
+    parsed = []
+    for index, item in enumerate(items):
+        here = f"{where}[{index}]"
+        if not isinstance(item, Mapping):
+            raise PostfixConfigError(f"{here}: expected a mapping with name, value, reason")
+        unknown = sorted(set(item) - {"name", "value", "reason", "state"})
+        if unknown:
+            raise PostfixConfigError(f"{here}: unknown key(s) {', '.join(unknown)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum():
+            raise PostfixConfigError(f"{here}: name must be a Postfix parameter name")
+        reason = item.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+            raise PostfixConfigError(
+                f"{here} ({name}): reason is required, one line saying why this value"
+            )
+        state = item.get("state", "present")
+        if state not in ("present", "absent"):
+            raise PostfixConfigError(f"{here} ({name}): state must be present or absent")
+        if state == "absent":
+            parsed.append((Setting(name, "", reason.strip()), False))
+            continue
+        value = item.get("value")
+        parsed.append((Setting(name, _value_text(value, f"{here} ({name})"), reason.strip()), True))
+    return parsed
+
+
+def _value_text(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return _bool(value)
+    if isinstance(value, (int, str)):
+        text = str(value)
+    elif isinstance(value, Iterable) and not isinstance(value, Mapping):
+        text = _join(str(v) for v in value)
+    else:
+        raise PostfixConfigError(f"{where}: value must be a string, number, boolean or list")
+    if "\n" in text:
+        raise PostfixConfigError(f"{where}: value must be on one line")
+    return text
+
+
+def merge_settings(
+    base: Sequence[Setting], *layers: Iterable[tuple[Setting, bool]]
+) -> list[Setting]:
+    """Merge layers over `base`: same name replaces in place, new names append, absent removes."""
+    merged: dict[str, Setting] = {s.name: s for s in base}
+    for layer in layers:
+        for setting, present in layer:
+            if present:
+                merged[setting.name] = setting  # dict keeps the original position
+            else:
+                merged.pop(setting.name, None)
+    return list(merged.values())
+
+
+def services_from_data(items: Any, where: str) -> list[tuple[MasterService, bool]]:
+    """Parse a layer of master.cf services (the keys of `MasterService.as_dict`, `state`)."""
+    if items is None:
+        return []
+    if isinstance(items, (str, Mapping)) or not isinstance(items, Iterable):
+        raise PostfixConfigError(f"{where}: expected a list of master.cf services")
+    parsed = []
+    columns = ("private", "unpriv", "chroot", "wakeup", "maxproc")
+    allowed = {"service", "type", "command", "reason", "options", "args", "state", *columns}
+    for index, item in enumerate(items):
+        here = f"{where}[{index}]"
+        if not isinstance(item, Mapping):
+            raise PostfixConfigError(f"{here}: expected a mapping with service, type, command")
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise PostfixConfigError(f"{here}: unknown key(s) {', '.join(unknown)}")
+        service = item.get("service")
+        kind = item.get("type")
+        if not isinstance(service, str) or not service or any(c.isspace() for c in service):
+            raise PostfixConfigError(f"{here}: service must be a name without spaces")
+        if kind not in MASTER_TYPES:
+            raise PostfixConfigError(
+                f"{here} ({service}): type must be one of {', '.join(MASTER_TYPES)}"
+            )
+        reason = item.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+            raise PostfixConfigError(f"{here} ({service}): reason is required, on one line")
+        state = item.get("state", "present")
+        if state not in ("present", "absent"):
+            raise PostfixConfigError(f"{here} ({service}): state must be present or absent")
+        if state == "absent":
+            parsed.append((MasterService(service, kind, "-", reason.strip()), False))
+            continue
+        command = item.get("command")
+        if not isinstance(command, str) or not command or any(c.isspace() for c in command):
+            raise PostfixConfigError(f"{here} ({service}): command must be a daemon name")
+        cols = {}
+        for column in columns:
+            text = str(item.get(column, "-"))
+            if not text or any(c.isspace() for c in text):
+                raise PostfixConfigError(f"{here} ({service}): {column} must be one word")
+            cols[column] = text
+        options = []
+        for option, present in settings_from_data(item.get("options", []), f"{here}.options"):
+            if not present:
+                raise PostfixConfigError(f"{here}.options: state absent is not allowed here")
+            options.append(option)
+        args = _str_list(item.get("args", []), f"{here}.args")
+        svc = MasterService(
+            service, kind, command, reason.strip(), options=tuple(options), args=tuple(args),
+            **cols,
+        )  # fmt: skip
+        parsed.append((_checked_service(svc, here), True))
+    return parsed
+
+
+def _checked_service(service: MasterService, where: str) -> MasterService:
+    for option in service.options:
+        if not option.value or any(c.isspace() for c in option.value):
+            raise PostfixConfigError(
+                f"{where} ({service.service}): -o {option.name} value {option.value!r} must be "
+                f"one word; separate list items with commas, no spaces"
+            )
+    return service
+
+
+def merge_services(
+    base: Sequence[MasterService], *layers: Iterable[tuple[MasterService, bool]]
+) -> list[MasterService]:
+    """Merge layers over `base` by (service, type): replace in place, append, or remove."""
+    merged: dict[tuple[str, str], MasterService] = {s.key: s for s in base}
+    for layer in layers:
+        for service, present in layer:
+            if present:
+                merged[service.key] = service
+            else:
+                merged.pop(service.key, None)
+    return list(merged.values())
+
+
+def with_option(service: MasterService, option: Setting) -> MasterService:
+    """A copy of `service` with `-o option` set (replacing an option of the same name)."""
+    options = [o for o in service.options if o.name != option.name] + [option]
+    return replace(service, options=tuple(options))
+
+
+# ------------------------------------------------------------------ sender logins
+
+
+def postfix_sender_logins(usernames: Iterable[str], domains: Any) -> list[tuple[str, str]]:
+    """smtpd_sender_login_maps entries: `@domain` -> the accounts that may send as it.
+
+    `domains` is `bulkmail_domains`. An account `user@example.com` owns its sending domain
+    `example.com` and that domain's `return_path_domain` (VERP bounces are sent from there).
+    Every account must belong to a sending domain, otherwise it could send nothing through
+    submission.
+    """
+    parsed = parse_domains(domains)
+    owners: dict[str, list[str]] = {domain.name: [] for domain in parsed}
+    for index, username in enumerate(usernames):
+        where = f"bulkmail_submission_accounts[{index}].username"
+        if not isinstance(username, str) or username.count("@") != 1 or username[0] == "@":
+            raise ModelError(where, f"{username!r} must look like user@domain, its own domain")
+        domain = username.rsplit("@", 1)[1].lower()
+        if domain not in owners:
+            raise ModelError(
+                where,
+                f"{username!r}: {domain} is not in bulkmail_domains; an account may send only "
+                f"as its own sending domain, so add the domain or rename the account",
+            )
+        if username not in owners[domain]:
+            owners[domain].append(username)
+    entries: list[tuple[str, str]] = []
+    for domain in parsed:
+        accounts = owners[domain.name]
+        if not accounts:
+            continue
+        entries.append((f"@{domain.name}", _join(accounts, ",")))
+        if domain.return_path_domain and domain.return_path_domain != domain.name:
+            entries.append((f"@{domain.return_path_domain}", _join(accounts, ",")))
+    return entries

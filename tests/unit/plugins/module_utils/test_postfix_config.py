@@ -1,0 +1,309 @@
+"""Postfix configuration as data: what an operator would notice in main.cf and master.cf."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import (
+    MasterService,
+    PostfixConfigError,
+    Setting,
+    SmtpHost,
+    merge_services,
+    merge_settings,
+    mynetworks,
+    postfix_main_cf,
+    postfix_master_services,
+    postfix_sender_logins,
+    services_from_data,
+    settings_from_data,
+    smtp_host,
+    with_option,
+)
+
+HOST: dict[str, Any] = {
+    "hostname": "mta1.example.com",
+    "public_ipv4": "198.51.100.11",
+    "ip_pools": {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11"]},
+    "trusted_networks": ["10.25.0.96/27", "192.0.2.0/24"],
+}
+DOMAINS: list[dict[str, Any]] = [
+    {
+        "name": "example.com",
+        "dkim_selectors": ["s2026a"],
+        "dmarc": {"policy": "none"},
+        "return_path_domain": "bounce.example.com",
+    },
+    {"name": "shop.example.org", "dkim_selectors": ["s1"], "dmarc": {"policy": "reject"}},
+]
+
+
+def main_cf(**changes: Any) -> dict[str, str]:
+    """main.cf of HOST (with changes) as name -> value."""
+    return {s.name: s.value for s in postfix_main_cf(smtp_host({**HOST, **changes}))}
+
+
+def restrictions(value: str) -> list[str]:
+    return [item.strip() for item in value.replace(",", " ").split()]
+
+
+def submission() -> MasterService:
+    services = postfix_master_services(smtp_host(HOST))
+    return next(s for s in services if s.key == ("submission", "inet"))
+
+
+# --- no open relay -------------------------------------------------------------------------
+
+
+def test_relay_only_for_trusted_networks_and_authenticated_clients() -> None:
+    relay = restrictions(main_cf()["smtpd_relay_restrictions"])
+    assert relay == ["permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"]
+
+
+def test_mynetworks_is_loopback_plus_trusted_networks() -> None:
+    assert main_cf()["mynetworks"].split() == ["127.0.0.0/8", "10.25.0.96/27", "192.0.2.0/24"]
+
+
+def test_no_trusted_networks_means_loopback_only() -> None:
+    assert mynetworks(smtp_host({**HOST, "trusted_networks": []})) == ["127.0.0.0/8"]
+
+
+def test_mydestination_is_local_only_never_a_sending_domain() -> None:
+    destinations = restrictions(main_cf()["mydestination"])
+    assert destinations == ["$myhostname", "localhost"]
+    assert "$mydomain" not in destinations  # mydomain would be example.com, a sending domain
+
+
+def test_port_25_offers_no_authentication() -> None:
+    assert main_cf()["smtpd_sasl_auth_enable"] == "no"
+    assert main_cf()["smtpd_tls_auth_only"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("network", "hint"),
+    [
+        ("10.25.0.97/27", "10.25.0.96/27"),  # host bits: the operator meant the network
+        ("2001:db8::/32", "IPv6"),
+        ("not-a-network", "CIDR"),
+    ],
+)
+def test_bad_trusted_network_is_refused_with_the_fix(network: str, hint: str) -> None:
+    with pytest.raises(PostfixConfigError, match="trusted_networks") as error:
+        smtp_host({**HOST, "trusted_networks": [network]})
+    assert hint in str(error.value)
+
+
+# --- submission ----------------------------------------------------------------------------
+
+
+def test_submission_requires_tls_and_authentication() -> None:
+    options = {o.name: o.value for o in submission().options}
+    assert options["smtpd_tls_security_level"] == "encrypt"
+    assert options["smtpd_sasl_auth_enable"] == "yes"
+    assert options["smtpd_tls_auth_only"] == "yes"
+    assert restrictions(options["smtpd_client_restrictions"]) == [
+        "permit_sasl_authenticated",
+        "reject",
+    ]
+    relay = restrictions(options["smtpd_relay_restrictions"])
+    assert "permit_mynetworks" not in relay  # trusted networks authenticate on 587 too
+    assert relay[-1] == "reject"
+
+
+def test_submission_accounts_send_only_as_their_own_domain() -> None:
+    options = {o.name: o.value for o in submission().options}
+    assert "reject_sender_login_mismatch" in restrictions(options["smtpd_sender_restrictions"])
+    assert main_cf()["smtpd_sender_login_maps"].startswith("texthash:")
+
+
+def test_submission_listens_on_587_in_the_chroot_like_smtp() -> None:
+    service = submission()
+    assert (service.service, service.type, service.command) == ("submission", "inet", "smtpd")
+    assert service.chroot == "y"
+
+
+def test_sasl_goes_to_dovecot_inside_the_chroot() -> None:
+    cf = main_cf()
+    assert cf["smtpd_sasl_type"] == "dovecot"
+    assert cf["smtpd_sasl_path"] == "private/auth"  # relative to /var/spool/postfix
+
+
+def test_sender_logins_map_each_domain_and_its_return_path_to_its_accounts() -> None:
+    entries = postfix_sender_logins(
+        ["news@example.com", "app@example.com", "app@shop.example.org"], DOMAINS
+    )
+    assert entries == [
+        ("@example.com", "news@example.com,app@example.com"),
+        ("@bounce.example.com", "news@example.com,app@example.com"),
+        ("@shop.example.org", "app@shop.example.org"),
+    ]
+
+
+@pytest.mark.parametrize("username", ["app", "app@other.example.net", "@example.com"])
+def test_account_outside_the_sending_domains_is_refused(username: str) -> None:
+    with pytest.raises(ModelError, match=r"bulkmail_submission_accounts\[0\]\.username"):
+        postfix_sender_logins([username], DOMAINS)
+
+
+# --- signing, TLS, sending address ---------------------------------------------------------
+
+
+def test_milter_failure_defers_mail_instead_of_sending_it_unsigned() -> None:
+    cf = main_cf()
+    assert cf["milter_default_action"] == "tempfail"
+    assert cf["smtpd_milters"] == "inet:127.0.0.1:8891"
+    assert cf["non_smtpd_milters"] == "$smtpd_milters"
+
+
+def test_outbound_tls_is_opportunistic_and_inbound_offers_starttls() -> None:
+    cf = main_cf()
+    assert cf["smtp_tls_security_level"] == "may"
+    assert cf["smtpd_tls_security_level"] == "may"
+    assert cf["smtpd_tls_cert_file"] == "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+
+
+def test_tls_certificate_is_the_operators_when_given() -> None:
+    cf = main_cf(tls_cert_file="/etc/ssl/mta.pem", tls_key_file="/etc/ssl/private/mta.key")
+    assert (cf["smtpd_tls_cert_file"], cf["smtpd_tls_key_file"]) == (
+        "/etc/ssl/mta.pem",
+        "/etc/ssl/private/mta.key",
+    )
+
+
+def test_mail_leaves_from_the_hosts_pool_address_and_nowhere_else() -> None:
+    cf = main_cf()
+    assert cf["smtp_bind_address"] == "198.51.100.11"
+    assert cf["smtp_bind_address_enforce"] == "yes"
+    assert cf["inet_protocols"] == "ipv4"
+    assert cf["myhostname"] == "mta1.example.com"
+
+
+def test_host_outside_every_pool_is_refused() -> None:
+    with pytest.raises(PostfixConfigError, match=r"198\.51\.100\.99.*no pool"):
+        postfix_main_cf(smtp_host({**HOST, "public_ipv4": "198.51.100.99"}))
+
+
+def test_model_errors_name_the_model_variable() -> None:
+    with pytest.raises(ModelError, match="bulkmail_public_ipv4"):
+        smtp_host({**HOST, "public_ipv4": "mta1"})
+    with pytest.raises(ModelError, match="bulkmail_hostname"):
+        smtp_host({**HOST, "hostname": ""})
+    with pytest.raises(PostfixConfigError, match="unknown field"):
+        smtp_host({**HOST, "hostnmae": "typo.example.com"})
+
+
+# --- every line explains itself ------------------------------------------------------------
+
+
+def test_every_main_cf_setting_has_a_one_line_reason_and_appears_once() -> None:
+    settings = postfix_main_cf(smtp_host(HOST))
+    names = [s.name for s in settings]
+    assert len(names) == len(set(names))
+    for setting in settings:
+        assert setting.reason.strip(), setting.name
+        assert "\n" not in setting.reason + setting.value, setting.name
+
+
+def test_every_master_service_and_option_has_a_reason() -> None:
+    services = postfix_master_services(smtp_host(HOST))
+    keys = [s.key for s in services]
+    assert len(keys) == len(set(keys))
+    for service in services:
+        assert service.reason.strip(), service.key
+        for option in service.options:
+            assert option.reason.strip(), (service.key, option.name)
+            assert " " not in option.value, (service.key, option.name)
+
+
+def test_master_cf_keeps_debians_daemons_without_unused_pipe_transports() -> None:
+    services = {s.key: s for s in postfix_master_services(smtp_host(HOST))}
+    for key in [("smtp", "inet"), ("smtp", "unix"), ("pickup", "unix"), ("qmgr", "unix")]:
+        assert key in services
+    assert ("maildrop", "unix") not in services
+    assert services[("qmgr", "unix")].chroot == "n"
+
+
+# --- layers (the tuning model builds on these) ---------------------------------------------
+
+
+def test_layer_replaces_in_place_appends_and_removes() -> None:
+    base = postfix_main_cf(smtp_host(HOST))
+    layer = settings_from_data(
+        [
+            {"name": "message_size_limit", "value": 10240000, "reason": "smaller mail only"},
+            {"name": "smtp_destination_concurrency_limit", "value": 5, "reason": "shaping"},
+            {"name": "biff", "state": "absent", "reason": "default is fine"},
+            {"name": "smtpd_tls_loglevel", "value": True, "reason": "booleans become yes"},
+        ],
+        "test",
+    )
+    merged = merge_settings(base, layer)
+    names = [s.name for s in merged]
+    # replaced settings keep their place; removed ones go; new ones come last
+    assert names[:-1] == [s.name for s in base if s.name != "biff"]
+    assert {s.name: s.value for s in merged}["message_size_limit"] == "10240000"
+    assert names[-1] == "smtp_destination_concurrency_limit"
+    assert "biff" not in names
+    assert {s.name: s.value for s in merged}["smtpd_tls_loglevel"] == "yes"
+
+
+def test_layer_setting_without_reason_is_refused() -> None:
+    with pytest.raises(PostfixConfigError, match=r"layer\[0\].*reason"):
+        settings_from_data([{"name": "relayhost", "value": "[smtp.example.net]"}], "layer")
+
+
+def test_master_layer_adds_a_per_provider_transport() -> None:
+    base = postfix_master_services(smtp_host(HOST))
+    layer = services_from_data(
+        [
+            {
+                "service": "gmail",
+                "type": "unix",
+                "command": "smtp",
+                "chroot": "y",
+                "reason": "Google's own concurrency and rate",
+                "options": [
+                    {"name": "syslog_name", "value": "postfix/gmail", "reason": "own lines"}
+                ],
+            }
+        ],
+        "layer",
+    )
+    merged = merge_services(base, layer)
+    assert merged[-1].key == ("gmail", "unix")
+    assert merged[-1].options == (Setting("syslog_name", "postfix/gmail", "own lines"),)
+    assert len(merged) == len(base) + 1
+
+
+def test_master_option_values_with_spaces_are_refused() -> None:
+    with pytest.raises(PostfixConfigError, match="one word"):
+        services_from_data(
+            [
+                {
+                    "service": "submission",
+                    "type": "inet",
+                    "command": "smtpd",
+                    "reason": "r",
+                    "options": [
+                        {"name": "smtpd_client_restrictions", "value": "a, b", "reason": "r"}
+                    ],
+                }
+            ],
+            "layer",
+        )
+
+
+def test_with_option_replaces_an_option_of_the_same_name() -> None:
+    service = with_option(submission(), Setting("syslog_name", "postfix/587", "shorter"))
+    names = [o.name for o in service.options]
+    assert names.count("syslog_name") == 1
+    assert names[-1] == "syslog_name"
+
+
+def test_smtp_host_is_plain_data() -> None:
+    host = smtp_host(HOST)
+    assert isinstance(host, SmtpHost)
+    assert host.milters == ("inet:127.0.0.1:8891",)
+    assert smtp_host({**HOST, "message_size_limit": "1048576"}).message_size_limit == 1048576
