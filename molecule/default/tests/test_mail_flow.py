@@ -16,8 +16,12 @@ def submit(client: Any, account: str, count: int) -> list[dict[str, Any]]:
     cmd = client.run(
         "SMTP_PASSWORD=%s python3 /opt/lab-client/send_mail.py --host %s --port 587"
         " --tls required --user %s --from %s --to %s --count %s",
-        read_secret(f"submission-{account}"), SMTP_SUBMISSION, account, account,
-        PROVIDER_RECIPIENTS, str(count),
+        read_secret(f"submission-{account}"),
+        SMTP_SUBMISSION,
+        account,
+        account,
+        PROVIDER_RECIPIENTS,
+        str(count),
     )
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
     return [json.loads(line) for line in cmd.stdout.splitlines() if line.strip()]
@@ -30,11 +34,17 @@ def test_100_messages_arrive_signed_and_aligned(client: Any, providers: Any, rec
     wanted = {m["message_id"].strip("<>") for m in sent}
 
     records = received(until=lambda rs: wanted <= {(r["message_id"] or "").strip("<>") for r in rs})
-    got = {r["message_id"].strip("<>"): r for r in records if (r["message_id"] or "").strip("<>") in wanted}
+    got = {
+        r["message_id"].strip("<>"): r
+        for r in records
+        if (r["message_id"] or "").strip("<>") in wanted
+    }
     missing = wanted - set(got)
     assert not missing, f"{len(missing)} of 100 never arrived, e.g. {sorted(missing)[:3]}"
 
-    verdicts = {(r["dkim"]["result"], r["spf"]["result"], r["dmarc"]["result"]) for r in got.values()}
+    verdicts = {
+        (r["dkim"]["result"], r["spf"]["result"], r["dmarc"]["result"]) for r in got.values()
+    }
     assert verdicts == {("pass", "pass", "pass")}, verdicts
     providers_hit = {r["provider"] for r in got.values()}
     assert providers_hit == {"google", "microsoft", "yahoo"}

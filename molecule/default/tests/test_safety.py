@@ -59,9 +59,10 @@ def test_resolver_refuses_recursion_to_the_provider_network(providers: Any, name
     # Asked from the providers' own address: the dns tier recurses for the smtp tier only.
     cmd = providers.run(
         "python3 -c 'import dns.message, dns.query, dns.rcode;"
-        "r = dns.query.udp(dns.message.make_query(\"%s\", \"A\"), \"%s\", timeout=5);"
+        'r = dns.query.udp(dns.message.make_query("%s", "A"), "%s", timeout=5);'
         "print(dns.rcode.to_text(r.rcode()))'",
-        name, DNS_PUBLIC,
+        name,
+        DNS_PUBLIC,
     )
     assert cmd.stdout.strip() == "REFUSED", cmd.stdout + cmd.stderr
 
@@ -69,7 +70,9 @@ def test_resolver_refuses_recursion_to_the_provider_network(providers: Any, name
 def test_resolver_recurses_for_the_smtp_tier(smtp1: Any) -> None:
     # The smtp host resolves through the dns tier, including names it serves.
     assert smtp1.file("/etc/resolv.conf").contains("nameserver 10.25.0.53")
-    assert smtp1.run("getent hosts gmail-smtp-in.l.google.test").stdout.split()[0] == "198.51.100.25"
+    assert (
+        smtp1.run("getent hosts gmail-smtp-in.l.google.test").stdout.split()[0] == "198.51.100.25"
+    )
 
 
 def test_zone_transfer_is_refused_to_strangers() -> None:
@@ -87,8 +90,11 @@ def test_authoritative_answers_without_recursion_flag() -> None:
 
 def test_postgresql_refuses_the_provider_network() -> None:
     # This machine is 198.51.100.1 on the internet network: even the right password is refused.
-    with pytest.raises(psycopg.OperationalError, match="pg_hba.conf|rejects connection"):
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf|rejects connection"):
         psycopg.connect(
-            host=DB_PUBLIC, dbname="bulkmail", user="bulkmail_app",
-            password=read_secret("db-app"), connect_timeout=5,
+            host=DB_PUBLIC,
+            dbname="bulkmail",
+            user="bulkmail_app",
+            password=read_secret("db-app"),
+            connect_timeout=5,
         )
