@@ -81,7 +81,7 @@ seealso:
     description: The DMARC record and its tags.
     link: https://www.rfc-editor.org/rfc/rfc7489
 author:
-  - bulkmail.infra developers
+  - bulkmail.infra developers (@bulkmail)
 """
 
 EXAMPLES = r"""

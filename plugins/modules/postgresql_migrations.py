@@ -18,7 +18,7 @@ description:
   - Connects with psycopg 3 over the local socket, normally as C(postgres) with peer
     authentication.
 author:
-  - bulkmail.infra developers
+  - bulkmail.infra developers (@bulkmail)
 options:
   path:
     description: Directory on the managed host holding the migration files. Files not ending in
@@ -55,9 +55,11 @@ requirements:
   - psycopg >= 3.1 on the managed host (Debian package C(python3-psycopg))
 attributes:
   check_mode:
+    description: Can run in check_mode and predict changes without touching the target.
     support: full
     details: Lists the pending files without applying them.
   diff_mode:
+    description: Returns what changed (or would change in check_mode) in diff mode.
     support: full
     details: Before and after are the lists of applied files.
 notes:

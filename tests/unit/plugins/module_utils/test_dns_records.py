@@ -216,7 +216,12 @@ KEYS = {
 POOLS = {"default": ["198.51.100.10", "203.0.113.9"]}
 
 
-def zones(domains: Any = DOMAINS, keys: Any = KEYS, **kwargs: Any) -> list[dict[str, Any]]:
+_DEFAULT = object()  # a sentinel: keys=None is a case of its own (no keys at all)
+
+
+def zones(domains: Any = _DEFAULT, keys: Any = _DEFAULT, **kwargs: Any) -> list[dict[str, Any]]:
+    domains = DOMAINS if domains is _DEFAULT else domains
+    keys = KEYS if keys is _DEFAULT else keys
     smtp = parse_smtp_hosts(kwargs.pop("smtp", SMTP))
     return build_zones(
         parse_domains(domains),
