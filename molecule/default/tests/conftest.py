@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ import testinfra
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
+# The collection's own logic (module_utils), importable as ansible_collections.bulkmail.infra.
+sys.path.insert(0, str(REPO / "build" / "collections"))
 INVENTORY = REPO / "inventories" / "lab"
 SECRETS = INVENTORY / ".secrets"
 
