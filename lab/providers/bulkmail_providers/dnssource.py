@@ -41,7 +41,12 @@ class LabResolver:
     def __init__(self, server: str, timeout: float = 5.0) -> None:
         self._resolver = dns.resolver.Resolver(configure=False)
         self._resolver.nameservers = [server]
-        self._resolver.timeout = timeout
+        # Receivers cache, as real ones do: the sender's authoritative servers rate-limit
+        # answers per client (BIND RRL), so a receiver asking anew for every message of a
+        # burst would see dropped answers and record temperror for mail that is fine.
+        self._resolver.cache = dns.resolver.Cache()
+        # A dropped answer is retried within the lifetime instead of ending the lookup.
+        self._resolver.timeout = timeout / 3
         self._resolver.lifetime = timeout
         self.server = server
 
