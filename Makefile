@@ -13,7 +13,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 LAB     := lab
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-HOSTS   := smtp1 dns1 db1 web1 client providers
+HOSTS   := smtp1 dns1 dns2 db1 web1 client providers
 COLLECTION_LINK := build/collections/ansible_collections/bulkmail/infra
 
 .PHONY: help
@@ -81,7 +81,13 @@ check-dns: venv ## Check the lab's published SPF, DKIM, DMARC, MX, PTR, MTA-STS,
 
 .PHONY: down
 down: ## Remove the lab, volumes included
-	@if docker info >/dev/null 2>&1; then cd $(LAB) && $(COMPOSE) down -v --remove-orphans; fi
+	@if docker info >/dev/null 2>&1; then cd $(LAB) && $(COMPOSE) --profile bench down -v --remove-orphans; fi
+
+# --- benchmarks (not tests: figures, not pass/fail; docs/benchmarks.md) ------
+
+.PHONY: bench-throughput
+bench-throughput: lab ## Msg/s through the smtp tier with DKIM, with its baselines (BENCH_MESSAGES=5000)
+	$(LAB)/bench/throughput
 
 # --- tests -------------------------------------------------------------------
 

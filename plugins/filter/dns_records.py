@@ -17,6 +17,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import pu
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
     build_zones,
     dkim_txt_chunks,
+    mta_sts_policies,
     render_dmarc_record,
     render_spf_record,
 )
@@ -24,10 +25,17 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import
     ModelError,
     model_summary,
     parse_domain,
+    parse_domains,
+    parse_hosts,
+    parse_smtp_hosts,
     pool_addresses,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
     validate_model as check_model,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.zone_transfer import (
+    plan_zone_transfers,
+    render_tsig_key,
 )
 
 
@@ -115,6 +123,7 @@ def zones(
     soa: Any = None,
     ttl: int = 3600,
     reverse_zones: bool = True,
+    web_hosts: Any = None,
 ) -> list[dict[str, Any]]:
     model = check_model(
         _plain(domains),
@@ -137,6 +146,24 @@ def zones(
         soa=_plain(soa),
         ttl=int(ttl),
         reverse_zones=bool(reverse_zones),
+        web_hosts=_web_hosts(web_hosts),
+    )
+
+
+def _web_hosts(value: Any) -> Any:
+    return parse_hosts(
+        _hosts(value) or [],
+        group="web",
+        require=("bulkmail_public_ipv4",),
+        why="the web hosts serve the MTA-STS policies at their public address",
+    )
+
+
+@_model_errors_as_filter_errors
+def mta_sts_policies_filter(domains: Any, smtp_hosts: Any = None) -> list[dict[str, Any]]:
+    """Input: bulkmail_domains; the smtp hosts' variables give the policies' mx lines."""
+    return mta_sts_policies(
+        parse_domains(_plain(domains)), parse_smtp_hosts(_hosts(smtp_hosts) or [])
     )
 
 
@@ -146,6 +173,21 @@ def dkim_public_keys(results: Any) -> dict[str, dict[str, str]]:
     if isinstance(results, Mapping) and "results" in results:
         results = results["results"]
     return public_key_map(_plain(result) for result in _plain(results))
+
+
+@_model_errors_as_filter_errors
+def zone_transfers(
+    dns_hosts: Any, this_host: str, primary: Any = None, key_name: str = "bulkmail-transfer"
+) -> dict[str, Any]:
+    """Input: the dns hosts' variables in group order."""
+    return plan_zone_transfers(
+        _hosts(dns_hosts) or [], str(this_host), _plain(primary), str(key_name)
+    ).as_dict()
+
+
+@_model_errors_as_filter_errors
+def tsig_key(secret: Any, key_name: str = "bulkmail-transfer") -> str:
+    return render_tsig_key(str(key_name), secret)
 
 
 class FilterModule:
@@ -159,4 +201,7 @@ class FilterModule:
             "dmarc_record": dmarc_record,
             "zones": zones,
             "dkim_public_keys": dkim_public_keys,
+            "zone_transfers": zone_transfers,
+            "mta_sts_policies": mta_sts_policies_filter,
+            "tsig_key": tsig_key,
         }

@@ -1276,16 +1276,6 @@ def failure_lines(reports: Iterable[DomainReport]) -> list[str]:
 
 # --- expectations from the inventory model -------------------------------------------------
 
-# Keys a domain may carry for the checker that the model's parser does not know (yet).
-CHECKER_KEYS = ("mta_sts", "tls_rpt")
-
-
-def _wanted(value: Any) -> bool:
-    """mta_sts/tls_rpt: true, or a mapping that is not switched off (enabled/mode)."""
-    if isinstance(value, Mapping):
-        return bool(value.get("enabled", True)) and value.get("mode", "enforce") != "none"
-    return bool(value)
-
 
 def expectations_from_model(
     raw_domain: Any,
@@ -1296,8 +1286,7 @@ def expectations_from_model(
     """Expectations for one `bulkmail_domains` entry; a ModelError names the faulty field."""
     if not isinstance(raw_domain, Mapping):
         raise ModelError(path, f"{raw_domain!r} is not a mapping with at least name and dmarc")
-    model_part = {key: value for key, value in raw_domain.items() if key not in CHECKER_KEYS}
-    domain = parse_domain(model_part, path)
+    domain = parse_domain(raw_domain, path)
     addresses = tuple(
         validate_ipv4(address, f"pool_ips[{index}]") for index, address in enumerate(pool_ips)
     )
@@ -1309,8 +1298,9 @@ def expectations_from_model(
         dkim_public_keys=keys,
         dmarc=domain.dmarc,
         return_path_domain=domain.return_path_domain,
-        require_mta_sts=_wanted(raw_domain.get("mta_sts")),
-        require_tls_rpt=_wanted(raw_domain.get("tls_rpt")),
+        # The model publishes them (mode none too: it withdraws a policy), so they must be there.
+        require_mta_sts=domain.mta_sts is not None,
+        require_tls_rpt=domain.tls_rpt is not None,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,8 @@ from .domain_model import (
     Domain,
     Host,
     ModelError,
+    MtaSts,
+    TlsRpt,
     is_within,
     merge_hosts,
     parse_dmarc,
@@ -194,6 +197,62 @@ def reverse_pointer(ipv4: str) -> str:
     return ipaddress.IPv4Address(ipv4).reverse_pointer
 
 
+# --- MTA-STS and TLS-RPT -------------------------------------------------------------------
+
+MTA_STS_POLICY_PATH = "/.well-known/mta-sts.txt"
+MTA_STS_ID_LENGTH = 20  # RFC 8461 3.1: id is 1 to 32 letters or digits
+
+
+def render_mta_sts_policy(mta_sts: MtaSts, mx_hosts: Sequence[str]) -> str:
+    """The policy file (RFC 8461 3.2), CRLF-separated; `mx` the MX the zone publishes."""
+    names = sorted({str(name).rstrip(".").lower() for name in mx_hosts})
+    if not names and mta_sts.mode != "none":
+        raise ModelError(
+            "mta_sts", "no MX host to list in the policy; add a host to the smtp group"
+        )
+    lines = ["version: STSv1", f"mode: {mta_sts.mode}"]
+    lines += [f"mx: {name}" for name in names]
+    lines.append(f"max_age: {mta_sts.max_age}")
+    return "".join(f"{line}\r\n" for line in lines)
+
+
+def mta_sts_policy_id(policy: str) -> str:
+    """The `id=` of the TXT record: changes exactly when the policy file does."""
+    return hashlib.sha256(policy.encode()).hexdigest()[:MTA_STS_ID_LENGTH]
+
+
+def render_mta_sts_record(policy: str) -> str:
+    return f"v=STSv1; id={mta_sts_policy_id(policy)}"
+
+
+def render_tls_rpt_record(tls_rpt: TlsRpt) -> str:
+    """`v=TLSRPTv1; rua=...` (RFC 8460 3); several URIs are comma-separated."""
+    return f"v=TLSRPTv1; rua={','.join(tls_rpt.rua)}"
+
+
+def mta_sts_policies(domains: Sequence[Domain], smtp_hosts: Sequence[Host]) -> list[dict[str, Any]]:
+    """What the web tier serves: per domain with mta_sts, its policy host, file and id."""
+    mx_hosts = [str(host.hostname) for host in smtp_hosts]
+    policies = []
+    for index, domain in enumerate(domains):
+        if domain.mta_sts is None:
+            continue
+        try:
+            policy = render_mta_sts_policy(domain.mta_sts, mx_hosts)
+        except ModelError as error:
+            raise ModelError(f"bulkmail_domains[{index}].mta_sts", error.problem) from None
+        policies.append(
+            {
+                "domain": domain.name,
+                "host": f"mta-sts.{domain.name}",
+                "mode": domain.mta_sts.mode,
+                "policy": policy,
+                "id": mta_sts_policy_id(policy),
+            }
+        )
+    return policies
+
+
 # --- zones ---------------------------------------------------------------------------------
 
 
@@ -209,11 +268,13 @@ def zone_records(
     dkim_keys: Mapping[str, Mapping[str, str]] | None,
     index: int = 0,
     ttl: int = DEFAULT_TTL,
+    web_hosts: Sequence[Host] = (),
 ) -> list[dict[str, Any]]:
     """The records one sending domain needs, with fully qualified names.
 
     MX and SPF at the domain and at its return-path domain (bounces come back to the smtp
-    hosts), DKIM for every listed selector, DMARC at _dmarc.
+    hosts), DKIM for every listed selector, DMARC at _dmarc; with mta_sts the `_mta-sts`
+    TXT and `mta-sts` A records (the web hosts serve the policy), with tls_rpt `_smtp._tls`.
     """
     path = f"bulkmail_domains[{index}]"
     records: list[dict[str, Any]] = []
@@ -244,6 +305,20 @@ def zone_records(
             records.append(_rec(f"{selector}._domainkey.{domain.name}", "TXT", chunks, ttl))
     dmarc = txt_strings(render_dmarc_record(domain.dmarc))
     records.append(_rec(f"_dmarc.{domain.name}", "TXT", dmarc, ttl))
+    if domain.mta_sts is not None:
+        if not smtp_hosts or not web_hosts:
+            raise ModelError(
+                f"{path}.mta_sts",
+                "needs an smtp host (the policy's mx) and a web host to serve "
+                f"https://mta-sts.{domain.name}{MTA_STS_POLICY_PATH}; add them or remove mta_sts",
+            )
+        policy = render_mta_sts_policy(domain.mta_sts, [str(h.hostname) for h in smtp_hosts])
+        records.append(_rec(f"_mta-sts.{domain.name}", "TXT", [render_mta_sts_record(policy)], ttl))
+        for host in web_hosts:
+            records.append(_rec(f"mta-sts.{domain.name}", "A", host.public_ipv4, ttl))
+    if domain.tls_rpt is not None:
+        tls_rpt = txt_strings(render_tls_rpt_record(domain.tls_rpt))
+        records.append(_rec(f"_smtp._tls.{domain.name}", "TXT", tls_rpt, ttl))
     return records
 
 
@@ -330,6 +405,7 @@ def build_zones(
     soa: Mapping[str, Any] | None = None,
     ttl: int = DEFAULT_TTL,
     reverse_zones: bool = True,
+    web_hosts: Sequence[Host] = (),
 ) -> list[dict[str, Any]]:
     """Every zone the dns tier serves, with its SOA parameters and full record list.
 
@@ -378,6 +454,7 @@ def build_zones(
                     dkim_keys=dkim_keys,
                     index=index,
                     ttl=ttl,
+                    web_hosts=web_hosts,
                 )
             )
         except ModelError as error:

@@ -15,8 +15,22 @@ from typing import Any
 
 DMARC_POLICIES = ("none", "quarantine", "reject")
 ALIGNMENT_MODES = ("r", "s")
-DOMAIN_KEYS = ("name", "dkim_selectors", "dmarc", "return_path_domain", "spf_include")
+DOMAIN_KEYS = (
+    "name",
+    "dkim_selectors",
+    "dmarc",
+    "return_path_domain",
+    "spf_include",
+    "mta_sts",
+    "tls_rpt",
+)
 DMARC_KEYS = ("policy", "pct", "rua", "ruf", "adkim", "aspf")
+MTA_STS_MODES = ("testing", "enforce", "none")
+MTA_STS_KEYS = ("mode", "max_age")
+# RFC 8461 3.2: max_age at most 31557600 s (about a year); a week is a common start.
+MTA_STS_MAX_AGE = 31557600
+MTA_STS_DEFAULT_MAX_AGE = 604800
+TLS_RPT_KEYS = ("rua",)
 MAX_NAME_LENGTH = 253
 
 _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -67,12 +81,25 @@ class Dmarc:
 
 
 @dataclass(frozen=True)
+class MtaSts:
+    mode: str
+    max_age: int = MTA_STS_DEFAULT_MAX_AGE
+
+
+@dataclass(frozen=True)
+class TlsRpt:
+    rua: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     dkim_selectors: tuple[str, ...]
     dmarc: Dmarc
     return_path_domain: str | None = None
     spf_include: tuple[str, ...] = ()
+    mta_sts: MtaSts | None = None
+    tls_rpt: TlsRpt | None = None
 
     @property
     def signing_selector(self) -> str:
@@ -313,6 +340,67 @@ def parse_dmarc(raw: Any, path: str) -> Dmarc:
     )
 
 
+# --- MTA-STS and TLS-RPT -------------------------------------------------------------------
+
+
+def parse_mta_sts(raw: Any, path: str) -> MtaSts | None:
+    """`mta_sts: {mode: testing|enforce|none, max_age: seconds}` (RFC 8461 3.2)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ModelError(path, f"{_show(raw)} is not a mapping such as {{mode: testing}}")
+    _check_keys(raw, MTA_STS_KEYS, path)
+    choices = ", ".join(MTA_STS_MODES)
+    mode = raw.get("mode")
+    if mode is None:
+        raise ModelError(
+            f"{path}.mode", f"missing; set it to one of {choices} (start with testing)"
+        )
+    if mode not in MTA_STS_MODES:
+        raise ModelError(f"{path}.mode", f"{_show(mode)} is not one of {choices}")
+    max_age = raw.get("max_age", MTA_STS_DEFAULT_MAX_AGE)
+    if isinstance(max_age, str) and max_age.isdigit():
+        max_age = int(max_age)
+    if (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, int)
+        or not 0 < max_age <= MTA_STS_MAX_AGE
+    ):
+        raise ModelError(
+            f"{path}.max_age",
+            f"{_show(max_age)} is not a number of seconds from 1 to {MTA_STS_MAX_AGE} "
+            f"(RFC 8461 3.2); e.g. {MTA_STS_DEFAULT_MAX_AGE} for a week",
+        )
+    return MtaSts(mode=mode, max_age=max_age)
+
+
+def parse_tls_rpt(raw: Any, path: str) -> TlsRpt | None:
+    """`tls_rpt: {rua: mailto:... | https://... | [...]}` (RFC 8460 3)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ModelError(
+            path, f"{_show(raw)} is not a mapping such as {{rua: 'mailto:tls-reports@<domain>'}}"
+        )
+    _check_keys(raw, TLS_RPT_KEYS, path)
+    value = raw.get("rua")
+    if value is None or value == []:
+        raise ModelError(
+            f"{path}.rua", "missing; say where reports go, e.g. 'mailto:tls-reports@<domain>'"
+        )
+    uris: list[str] = []
+    for index, item in enumerate(_str_list(value, f"{path}.rua")):
+        item_path = _item_path(f"{path}.rua", value, index)
+        if isinstance(item, str) and item.startswith("https://") and len(item) > len("https://"):
+            uris.append(item)
+            continue
+        uri = validate_mailto(item, item_path)
+        if "!" in uri:
+            raise ModelError(item_path, f"{uri!r}: TLS-RPT takes no size limit; remove the '!...'")
+        uris.append(uri)
+    return TlsRpt(rua=tuple(uris))
+
+
 # --- domains -------------------------------------------------------------------------------
 
 
@@ -375,6 +463,8 @@ def parse_domain(raw: Any, path: str) -> Domain:
         dmarc=dmarc,
         return_path_domain=return_path,
         spf_include=tuple(includes),
+        mta_sts=parse_mta_sts(raw.get("mta_sts"), f"{path}.mta_sts"),
+        tls_rpt=parse_tls_rpt(raw.get("tls_rpt"), f"{path}.tls_rpt"),
     )
 
 

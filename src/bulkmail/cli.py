@@ -1,6 +1,7 @@
 """`bulkmail`: the runtime's command line, one subcommand per job.
 
     bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
+    bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
 
 Installed as the `bulkmail` console script (pyproject.toml) and as `python -m bulkmail`.
 """
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from bulkmail import check_dns
+from bulkmail import check_dns, provider_map
 from bulkmail.logic.dns_check import Resolve
 
 
@@ -30,6 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     check_dns.add_arguments(check)
+    shaping = commands.add_parser(
+        "provider-map",
+        help="answer Postfix's transport_maps by the recipient domain's MX (socketmap)",
+        description=(
+            "Serve Postfix's socketmap protocol: a recipient domain whose best MX host ends "
+            "with a provider's suffix maps to that provider's transport."
+        ),
+    )
+    provider_map.add_arguments(shaping)
     return parser
 
 
@@ -44,6 +54,8 @@ def main(
     args = build_parser().parse_args(argv)
     if args.command == "check-dns":
         return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
+    if args.command == "provider-map":
+        return provider_map.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
 
 

@@ -58,6 +58,7 @@ def expected(model: dict[str, Any]) -> Answers:
         parse_hosts(hostvars(groups["all"]), group="hosts"),
         keys,
         extra_zones=extra,
+        web_hosts=parse_hosts(hostvars(groups["web"]), group="web"),
     )
     answers: Answers = defaultdict(set)
     for zone in zones:

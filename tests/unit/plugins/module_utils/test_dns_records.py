@@ -12,12 +12,18 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import 
     count_spf_lookups,
     dkim_key_type,
     dkim_txt_chunks,
+    mta_sts_policies,
+    mta_sts_policy_id,
     render_dmarc_record,
+    render_mta_sts_policy,
     render_spf_record,
+    render_tls_rpt_record,
     reverse_zone_name,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
     ModelError,
+    MtaSts,
+    TlsRpt,
     parse_dns_hosts,
     parse_domains,
     parse_hosts,
@@ -453,3 +459,67 @@ def test_two_different_spf_records_at_one_name_are_refused() -> None:
     with pytest.raises(ModelError) as caught:
         zones(domains=domains, keys=keys)
     assert "two different SPF records would be published at news.example.com" in str(caught.value)
+
+
+# --- MTA-STS and TLS-RPT -------------------------------------------------------------------
+
+WEB = parse_hosts(OTHERS[1:2], group="web")
+STS_DOMAIN = {
+    "name": "example.com",
+    "dkim_selectors": ["s2026a"],
+    "dmarc": {"policy": "none"},
+    "mta_sts": {"mode": "enforce", "max_age": 86400},
+    "tls_rpt": {"rua": "mailto:tls@example.com"},
+}
+
+
+def test_mta_sts_policy_lists_the_mx_hosts_with_crlf() -> None:
+    policy = render_mta_sts_policy(
+        MtaSts("testing", 604800), ["mta2.example.com.", "MTA1.example.com"]
+    )
+    assert policy == (
+        "version: STSv1\r\nmode: testing\r\nmx: mta1.example.com\r\nmx: mta2.example.com\r\n"
+        "max_age: 604800\r\n"
+    )
+
+
+def test_mta_sts_policy_without_mx_is_refused() -> None:
+    with pytest.raises(ModelError) as caught:
+        render_mta_sts_policy(MtaSts("enforce"), [])
+    assert (
+        str(caught.value)
+        == "mta_sts: no MX host to list in the policy; add a host to the smtp group"
+    )
+
+
+def test_mta_sts_id_follows_the_policy_content() -> None:
+    one = render_mta_sts_policy(MtaSts("testing"), ["mta1.example.com"])
+    two = render_mta_sts_policy(MtaSts("enforce"), ["mta1.example.com"])
+    assert mta_sts_policy_id(one) != mta_sts_policy_id(two)
+    assert mta_sts_policy_id(one).isalnum() and len(mta_sts_policy_id(one)) == 20
+
+
+def test_tls_rpt_record() -> None:
+    rua = ("mailto:tls@example.com", "https://reports.example.com/v1")
+    assert render_tls_rpt_record(TlsRpt(rua)) == (
+        "v=TLSRPTv1; rua=mailto:tls@example.com,https://reports.example.com/v1"
+    )
+
+
+def test_zone_publishes_mta_sts_and_tls_rpt() -> None:
+    zone = by_name(zones([STS_DOMAIN], web_hosts=WEB))["example.com"]
+    (policy,) = mta_sts_policies(parse_domains([STS_DOMAIN]), parse_smtp_hosts(SMTP))
+    assert policy["host"] == "mta-sts.example.com"
+    assert "mode: enforce\r\n" in policy["policy"] and "max_age: 86400\r\n" in policy["policy"]
+    assert ("_mta-sts", "TXT", f"v=STSv1; id={policy['id']}") in rows(zone)
+    assert ("mta-sts", "A", "198.51.100.80") in rows(zone)
+    assert ("_smtp._tls", "TXT", "v=TLSRPTv1; rua=mailto:tls@example.com") in rows(zone)
+
+
+def test_mta_sts_without_a_web_host_is_refused() -> None:
+    with pytest.raises(ModelError) as caught:
+        zones([STS_DOMAIN])
+    assert str(caught.value) == (
+        "bulkmail_domains[0].mta_sts: needs an smtp host (the policy's mx) and a web host to "
+        "serve https://mta-sts.example.com/.well-known/mta-sts.txt; add them or remove mta_sts"
+    )

@@ -161,7 +161,7 @@ def test_duplicate_domains_are_refused() -> None:
 def test_an_unknown_key_names_the_known_ones() -> None:
     assert domain_error(dkim_selector=["s1"]) == (
         "bulkmail_domains[1]: unknown key 'dkim_selector'; known keys are name, "
-        "dkim_selectors, dmarc, return_path_domain, spf_include (docs/model.md)"
+        "dkim_selectors, dmarc, return_path_domain, spf_include, mta_sts, tls_rpt (docs/model.md)"
     )
 
 
@@ -426,3 +426,67 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_model_errors_are_value_errors() -> None:
     assert issubclass(ModelError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "mta_sts",
+            "enforce",
+            "bulkmail_domains[1].mta_sts: 'enforce' is not a mapping such as {mode: testing}",
+        ),
+        (
+            "mta_sts",
+            {},
+            "bulkmail_domains[1].mta_sts.mode: missing; set it to one of testing, enforce, none "
+            "(start with testing)",
+        ),
+        (
+            "mta_sts",
+            {"mode": "strict"},
+            "bulkmail_domains[1].mta_sts.mode: 'strict' is not one of testing, enforce, none",
+        ),
+        (
+            "mta_sts",
+            {"mode": "enforce", "max_age": 0},
+            "bulkmail_domains[1].mta_sts.max_age: 0 (int) is not a number of seconds from 1 to "
+            "31557600 (RFC 8461 3.2); e.g. 604800 for a week",
+        ),
+        (
+            "mta_sts",
+            {"mode": "testing", "maxage": 1},
+            "bulkmail_domains[1].mta_sts: unknown key 'maxage'; known keys are mode, max_age "
+            "(docs/model.md)",
+        ),
+        (
+            "tls_rpt",
+            {},
+            "bulkmail_domains[1].tls_rpt.rua: missing; say where reports go, e.g. "
+            "'mailto:tls-reports@<domain>'",
+        ),
+        (
+            "tls_rpt",
+            {"rua": "tls@example.com"},
+            "bulkmail_domains[1].tls_rpt.rua: 'tls@example.com' is not a mailto: URI; write it as "
+            "'mailto:tls@example.com'",
+        ),
+        (
+            "tls_rpt",
+            {"rua": ["mailto:tls@example.com!10m"]},
+            "bulkmail_domains[1].tls_rpt.rua[0]: 'mailto:tls@example.com!10m': TLS-RPT takes no "
+            "size limit; remove the '!...'",
+        ),
+    ],
+)
+def test_bad_mta_sts_and_tls_rpt(field: str, value: Any, message: str) -> None:
+    assert domain_error(**{field: value}) == message
+
+
+def test_mta_sts_and_tls_rpt_parsed() -> None:
+    raw = copy.deepcopy(GOOD_DOMAINS[0])
+    raw["mta_sts"] = {"mode": "enforce", "max_age": "86400"}
+    raw["tls_rpt"] = {"rua": ["mailto:tls@example.com", "https://reports.example.com/tls"]}
+    (domain,) = parse_domains([raw])
+    assert (domain.mta_sts.mode, domain.mta_sts.max_age) == ("enforce", 86400)
+    assert domain.tls_rpt.rua == ("mailto:tls@example.com", "https://reports.example.com/tls")

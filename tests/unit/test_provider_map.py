@@ -1,0 +1,163 @@
+"""`bulkmail provider-map`: a socketmap server that Postfix asks for a domain's transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bulkmail.provider_map import NoMx, ProviderMap, TemporaryDnsError, netstring
+
+SUFFIXES = {
+    "google": [".google.com", ".google.test"],
+    "microsoft": [".mail.protection.outlook.com"],
+}
+ZONES = {
+    "acme.test": (["aspmx.l.google.test.", "alt1.aspmx.l.example.net."], 300),
+    "contoso.example": (["contoso-example.mail.protection.outlook.com."], 30),
+    "example.org": (["mx.example.org."], 300),
+}
+
+
+class FakeDns:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, domain: str) -> tuple[list[str], int]:
+        self.asked.append(domain)
+        if domain == "broken.test":
+            raise TemporaryDnsError("SERVFAIL")
+        if domain not in ZONES:
+            raise NoMx("NXDOMAIN")
+        return ZONES[domain]
+
+
+async def ask(provider_map: ProviderMap, *requests: str) -> list[bytes]:
+    """Start the server, send the requests on one connection as Postfix does, read replies."""
+    server = await asyncio.start_server(provider_map.serve_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    replies = []
+    for request in requests:
+        writer.write(netstring(request))
+        await writer.drain()
+        length = await reader.readuntil(b":")
+        replies.append(await reader.readexactly(int(length[:-1]) + 1))
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return [reply[:-1] for reply in replies]
+
+
+def test_a_workspace_domain_goes_to_the_google_transport() -> None:
+    dns = FakeDns()
+    replies = asyncio.run(
+        ask(
+            ProviderMap(SUFFIXES, resolve=dns),
+            "transport alice@acme.test",  # Postfix asks with the whole address
+            "transport acme.test",
+            "transport contoso.example",
+            "transport example.org",
+            "transport nowhere.test",
+            "transport .test",
+            "transport broken.test",
+            "aliases acme.test",
+        )
+    )
+    assert replies == [
+        b"OK google:",
+        b"OK google:",
+        b"OK microsoft:",
+        b"NOTFOUND ",
+        b"NOTFOUND ",
+        b"NOTFOUND ",
+        b"TEMP MX lookup for broken.test failed",
+        b"PERM unknown map 'aliases'; this server answers 'transport'",
+    ]
+    assert dns.asked == ["acme.test", "contoso.example", "example.org", "nowhere.test",
+                         "broken.test"]  # fmt: skip
+
+
+def test_answers_are_cached_for_the_ttl_within_bounds() -> None:
+    dns = FakeDns()
+    now = [1000.0]
+    provider_map = ProviderMap(SUFFIXES, resolve=dns, clock=lambda: now[0])
+
+    async def lookups() -> list[str]:
+        got = [await provider_map.lookup("transport ACME.test.")]
+        got.append(await provider_map.lookup("transport contoso.example"))
+        now[0] += 59  # contoso's TTL is 30 s, but answers are kept at least 60 s
+        got.append(await provider_map.lookup("transport contoso.example"))
+        now[0] += 300
+        got.append(await provider_map.lookup("transport acme.test"))
+        return got
+
+    assert asyncio.run(lookups()) == ["OK google:", "OK microsoft:", "OK microsoft:", "OK google:"]
+    assert dns.asked == ["acme.test", "contoso.example", "acme.test"]
+
+
+def test_a_bad_netstring_drops_the_client_not_the_server() -> None:
+    async def scenario() -> bytes:
+        provider_map = ProviderMap(SUFFIXES, resolve=FakeDns())
+        server = await asyncio.start_server(provider_map.serve_client, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _reader, bad = await asyncio.open_connection("127.0.0.1", port)
+        bad.write(b"xx:garbage,")
+        await bad.drain()
+        bad.close()
+        (reply,) = await ask_port(port, "transport acme.test")
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    async def ask_port(port: int, request: str) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(netstring(request))
+        await writer.drain()
+        length = await reader.readuntil(b":")
+        reply = await reader.readexactly(int(length[:-1]) + 1)
+        writer.close()
+        return [reply[:-1]]
+
+    assert asyncio.run(scenario()) == b"OK google:"
+
+
+def test_the_command_serves_from_a_suffix_file(tmp_path: Path) -> None:
+    table = tmp_path / "suffixes.json"
+    table.write_text(json.dumps(SUFFIXES))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulkmail", "provider-map", "--suffixes", str(table),
+         "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "answering socketmap 'transport'" in line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_bad_suffix_file_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "suffixes.json"
+    table.write_text(json.dumps({"google": ".google.com"}))
+    run = subprocess.run(
+        [sys.executable, "-m", "bulkmail", "provider-map", "--suffixes", str(table)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f"{table}: expected a JSON object of provider name -> list of suffixes" in run.stderr
+
+
+@pytest.mark.parametrize("key", ["", "a b", "user@", ".acme.test"])
+def test_keys_without_a_domain_are_not_found(key: str) -> None:
+    started = time.monotonic()
+    reply = asyncio.run(ProviderMap(SUFFIXES, resolve=FakeDns()).lookup(f"transport {key}"))
+    assert reply == "NOTFOUND "
+    assert time.monotonic() - started < 1
