@@ -169,8 +169,8 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    import dns.exception
-    import dns.resolver
+    # Only probed here, so that a missing dnspython fails with missing_required_lib.
+    import dns.resolver  # noqa: F401
 except ImportError:
     DNSPYTHON_ERROR: str | None = traceback.format_exc()
 else:
@@ -179,45 +179,13 @@ else:
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
     PASS,
     Expectations,
-    LookupFailed,
-    Resolve,
     check_domains,
     expectations_from_model,
     failure_lines,
     public_keys_from_store,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import dnspython_resolve
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
-
-
-def dnspython_resolve(nameserver: str | None, timeout: float) -> Resolve:
-    """dns_check's resolve contract over dnspython (as bulkmail.check_dns does it)."""
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
-    if nameserver:
-        resolver.nameservers = [nameserver]
-    resolver.lifetime = timeout
-
-    def resolve(name: str, rdtype: str) -> list[str]:
-        try:
-            answer = resolver.resolve(
-                name.rstrip(".") + ".", rdtype, search=False, raise_on_no_answer=False
-            )
-        except dns.resolver.NXDOMAIN:
-            return []
-        except dns.resolver.NoNameservers:
-            raise LookupFailed(
-                name, rdtype, "no name server answered: SERVFAIL or REFUSED"
-            ) from None
-        except dns.exception.Timeout:
-            raise LookupFailed(name, rdtype, f"no answer within {timeout:g} s") from None
-        except dns.exception.DNSException as error:
-            raise LookupFailed(name, rdtype, str(error) or type(error).__name__) from None
-        if answer.rrset is None:
-            return []
-        if rdtype == "TXT":
-            return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer.rrset]
-        return [rdata.to_text() for rdata in answer.rrset]
-
-    return resolve
 
 
 def build_expectations(params: dict[str, Any]) -> list[Expectations]:

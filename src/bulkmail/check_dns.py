@@ -38,12 +38,12 @@ from bulkmail.logic.dns_check import (
     PASS,
     DomainReport,
     Expectations,
-    LookupFailed,
     Resolve,
     check_domains,
     expectations_from_model,
     public_keys_from_store,
 )
+from bulkmail.logic.dns_resolver import dnspython_resolve
 from bulkmail.logic.domain_model import (
     ModelError,
     parse_ip_pools,
@@ -61,40 +61,6 @@ class UsageError(Exception):
 
 
 # --- the network side: dnspython ----------------------------------------------------------
-
-
-def dnspython_resolve(nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Resolve:
-    """A `resolve(name, rdtype)` as dns_check expects it, asking `nameserver` or the system's."""
-    import dns.exception
-    import dns.resolver
-
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
-    if nameserver is not None:
-        resolver.nameservers = [nameserver]
-    resolver.lifetime = timeout
-
-    def resolve(name: str, rdtype: str) -> list[str]:
-        try:
-            answer = resolver.resolve(
-                name.rstrip(".") + ".", rdtype, search=False, raise_on_no_answer=False
-            )
-        except dns.resolver.NXDOMAIN:
-            return []
-        except dns.resolver.NoNameservers:
-            raise LookupFailed(
-                name, rdtype, "no name server answered: SERVFAIL or REFUSED"
-            ) from None
-        except dns.exception.Timeout:
-            raise LookupFailed(name, rdtype, f"no answer within {timeout:g} s") from None
-        except dns.exception.DNSException as error:
-            raise LookupFailed(name, rdtype, str(error) or type(error).__name__) from None
-        if answer.rrset is None:
-            return []
-        if rdtype == "TXT":
-            return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer.rrset]
-        return [rdata.to_text() for rdata in answer.rrset]
-
-    return resolve
 
 
 def nameserver_problem(nameserver: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:

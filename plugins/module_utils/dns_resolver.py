@@ -1,0 +1,43 @@
+"""The network side of dns_check: its `resolve(name, rdtype)` contract over dnspython.
+
+Shared by both doors (the check_dns module and `bulkmail check-dns`). dnspython is
+imported when a resolver is made, so importing this file needs nothing beyond the stdlib.
+"""
+
+from __future__ import annotations
+
+from .dns_check import LookupFailed, Resolve
+
+
+def dnspython_resolve(nameserver: str | None = None, timeout: float = 5.0) -> Resolve:
+    """A `resolve(name, rdtype)` as dns_check expects it, asking `nameserver` or the system's."""
+    import dns.exception
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver]
+    resolver.lifetime = timeout
+
+    def resolve(name: str, rdtype: str) -> list[str]:
+        try:
+            answer = resolver.resolve(
+                name.rstrip(".") + ".", rdtype, search=False, raise_on_no_answer=False
+            )
+        except dns.resolver.NXDOMAIN:
+            return []
+        except dns.resolver.NoNameservers:
+            raise LookupFailed(
+                name, rdtype, "no name server answered: SERVFAIL or REFUSED"
+            ) from None
+        except dns.exception.Timeout:
+            raise LookupFailed(name, rdtype, f"no answer within {timeout:g} s") from None
+        except dns.exception.DNSException as error:
+            raise LookupFailed(name, rdtype, str(error) or type(error).__name__) from None
+        if answer.rrset is None:
+            return []
+        if rdtype == "TXT":
+            return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer.rrset]
+        return [rdata.to_text() for rdata in answer.rrset]
+
+    return resolve
