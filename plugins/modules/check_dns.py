@@ -170,7 +170,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     # Only probed here, so that a missing dnspython fails with missing_required_lib.
-    import dns.resolver  # noqa: F401
+    import dns.resolver  # noqa: F401  # pylint: disable=unused-import
 except ImportError:
     DNSPYTHON_ERROR: str | None = traceback.format_exc()
 else:
