@@ -13,7 +13,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 LAB     := lab
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-HOSTS   := smtp1 dns1 dns2 db1 web1 client providers
+HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers
 COLLECTION_LINK := build/collections/ansible_collections/bulkmail/infra
 
 .PHONY: help

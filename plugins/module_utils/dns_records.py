@@ -426,7 +426,8 @@ def build_zones(
     kinds: dict[str, str] = {domain.name: "domain" for domain in domains}
     if reverse_zones:
         for host in smtp_hosts:
-            kinds.setdefault(reverse_zone_name(str(host.public_ipv4)), "reverse")
+            for address in host.public_addresses:
+                kinds.setdefault(reverse_zone_name(address), "reverse")
     reverse_names = sorted(
         (name for name, kind in kinds.items() if kind == "reverse"),
         key=lambda name: [int(x) for x in reversed(name.split(".")[:3])],
@@ -474,12 +475,13 @@ def build_zones(
                     glue = _rec(str(host.hostname), "A", host.public_ipv4, ttl)
                     wanted.append(glue | {"zone": parent})
     for host in sorted(merge_hosts(smtp_hosts, dns_hosts, hosts), key=lambda h: str(h.hostname)):
-        if host.hostname and host.public_ipv4:
-            wanted.append(_rec(host.hostname, "A", host.public_ipv4, ttl))
+        if host.hostname:  # every address: PTR(address) -> hostname -> A must come back
+            wanted.extend(_rec(host.hostname, "A", a, ttl) for a in host.public_addresses)
     if reverse_zones:
         for host in smtp_hosts:
-            ptr = reverse_pointer(str(host.public_ipv4))
-            wanted.append(_rec(ptr, "PTR", absolute(str(host.hostname)), ttl))
+            for address in host.public_addresses:
+                ptr = reverse_pointer(address)
+                wanted.append(_rec(ptr, "PTR", absolute(str(host.hostname)), ttl))
 
     by_zone: dict[str, list[dict[str, Any]]] = {zone: [] for zone in order}
     for record in wanted:

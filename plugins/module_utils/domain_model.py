@@ -113,6 +113,15 @@ class Host:
     hostname: str | None = None
     public_ipv4: str | None = None
     internal_ipv4: str | None = None
+    # Further public addresses (`bulkmail_extra_ipv4`): pool addresses beyond the first, for
+    # example the bulk lane's source address next to the transactional one.
+    extra_ipv4: tuple[str, ...] = ()
+
+    @property
+    def public_addresses(self) -> tuple[str, ...]:
+        """Every public address of the host, bulkmail_public_ipv4 first."""
+        first = (self.public_ipv4,) if self.public_ipv4 else ()
+        return first + self.extra_ipv4
 
 
 @dataclass(frozen=True)
@@ -572,11 +581,24 @@ def parse_host(raw: Any, index: int = 0, *, group: str = "hosts") -> Host:
     for key in ("bulkmail_public_ipv4", "bulkmail_internal_ipv4"):
         value = raw.get(key)
         addresses[key] = None if value is None else validate_ipv4(value, f"{path}.{key}")
+    extra = raw.get("bulkmail_extra_ipv4") or []
+    if isinstance(extra, str) or not isinstance(extra, Iterable):
+        raise ModelError(
+            f"{path}.bulkmail_extra_ipv4", f"{_show(extra)} is not a list of IPv4 addresses"
+        )
+    extra_ipv4: list[str] = []
+    for position, value in enumerate(extra):
+        where = f"{path}.bulkmail_extra_ipv4[{position}]"
+        address = validate_ipv4(value, where)
+        if address == addresses["bulkmail_public_ipv4"] or address in extra_ipv4:
+            raise ModelError(where, f"{address} is listed twice for this host")
+        extra_ipv4.append(address)
     return Host(
         inventory_name=str(inventory_name),
         hostname=hostname,
         public_ipv4=addresses["bulkmail_public_ipv4"],
         internal_ipv4=addresses["bulkmail_internal_ipv4"],
+        extra_ipv4=tuple(extra_ipv4),
     )
 
 
@@ -651,27 +673,31 @@ def _check_hosts(model: Model) -> list[ModelError]:
             )
     senders: dict[str, str] = {}
     for host in model.smtp_hosts:
-        if host.public_ipv4 is None:  # parse_smtp_hosts already reported it
-            continue
-        other = senders.setdefault(host.public_ipv4, host.inventory_name)
-        if other != host.inventory_name:
-            errors.append(
-                ModelError(
-                    f"hostvars[{host.inventory_name!r}].bulkmail_public_ipv4",
-                    f"{host.public_ipv4} is also the public address of {other}; each smtp "
-                    "host needs its own address for its PTR record",
+        for address in host.public_addresses:
+            other = senders.setdefault(address, host.inventory_name)
+            if other != host.inventory_name:
+                key = "public_ipv4" if address == host.public_ipv4 else "extra_ipv4"
+                errors.append(
+                    ModelError(
+                        f"hostvars[{host.inventory_name!r}].bulkmail_{key}",
+                        f"{address} is also a public address of {other}; each smtp "
+                        "host needs its own addresses for their PTR records",
+                    )
                 )
-            )
     if model.smtp_hosts:
-        known = ", ".join(f"{host.inventory_name}: {host.public_ipv4}" for host in model.smtp_hosts)
+        known = "; ".join(
+            f"{host.inventory_name}: {', '.join(host.public_addresses)}"
+            for host in model.smtp_hosts
+        )
         for pool, addresses in model.ip_pools.items():
             for index, address in enumerate(addresses):
                 if address not in senders:
                     errors.append(
                         ModelError(
                             f"bulkmail_ip_pools.{pool}[{index}]",
-                            f"{address} is not the bulkmail_public_ipv4 of any smtp host "
-                            f"({known}); add that host to the smtp group or remove the address",
+                            f"{address} is not an address (bulkmail_public_ipv4 or "
+                            f"bulkmail_extra_ipv4) of any smtp host ({known}); add it to "
+                            f"the host that owns it or remove it from the pool",
                         )
                     )
     return errors

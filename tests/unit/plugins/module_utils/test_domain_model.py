@@ -367,9 +367,9 @@ def test_a_pool_address_no_smtp_host_owns_is_refused() -> None:
     with pytest.raises(ModelError) as caught:
         validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.12"]}, SMTP, DNS)
     assert str(caught.value) == (
-        "bulkmail_ip_pools.bulk[0]: 198.51.100.12 is not the bulkmail_public_ipv4 of any smtp "
-        "host (smtp1: 198.51.100.10, smtp2: 198.51.100.11); add that host to the smtp group or "
-        "remove the address"
+        "bulkmail_ip_pools.bulk[0]: 198.51.100.12 is not an address (bulkmail_public_ipv4 or "
+        "bulkmail_extra_ipv4) of any smtp host (smtp1: 198.51.100.10; smtp2: 198.51.100.11); add "
+        "it to the host that owns it or remove it from the pool"
     )
 
 

@@ -1,0 +1,329 @@
+"""Lanes: one Postfix instance per stream, so a saturated bulk queue never delays a password reset.
+
+`bulkmail_lanes` names the streams an smtp primary carries. `transactional` is Postfix's
+default instance (/etc/postfix: port 25 from the trusted networks, 587 with SASL); every other
+lane is an instance of its own (`postfix-<lane>`: /etc/postfix-<lane>, its own queue, queue
+manager, active queue and delivery agents) that the trusted networks feed on the internal
+address and the lane's `port`. Each lane sends from the host's address in the lane's pool.
+
+A lane with `fallback: true` hands what its first delivery attempt could not deliver to the
+`smtp_fallback` ("graveyard") hosts (`smtp_fallback_relay`): the primary's queue holds only
+fresh mail, and the retries live on hosts tuned for them (long backoff, a large active queue).
+
+Why instances and not transports or fallback relays alone (roles/postfix/README.md has the
+measurements): the queue manager's active queue is shared by every transport of an instance;
+once a campaign fills it (`qmgr_message_active_limit`), new mail waits in the incoming queue,
+whatever transport it would take. A second instance has its own.
+
+Pure Python: no Ansible import. Errors are `ModelError`s naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .domain_model import (
+    Host,
+    ModelError,
+    _show,
+    parse_host,
+    parse_ip_pools,
+    raise_collected,
+)
+from .postfix_config import MasterService, Setting
+
+TRANSACTIONAL = "transactional"
+LANE_KEYS = ("pool", "port", "fallback")
+RESERVED_PORTS = frozenset({25, 465, 587})
+_LANE_NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+# The graveyard's retry schedule: Postfix's minimal backoff (300 s) would hammer a provider
+# that asked us to slow down; Yahoo asks for a retry after about 4 hours.
+GRAVEYARD_MIN_BACKOFF = "10m"
+GRAVEYARD_MAX_BACKOFF = "4h"
+GRAVEYARD_QUEUE_RUN = "5m"
+# The graveyard holds the deferred mail of every primary: this many times a primary's queue.
+GRAVEYARD_ACTIVE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One stream: its pool, where it is fed, whether it hands retries to the graveyard."""
+
+    name: str
+    pool: str
+    port: int | None = None
+    fallback: bool = False
+
+    @property
+    def instance(self) -> str:
+        """The Postfix instance name (`-` is the default instance, as systemd's postfix@-)."""
+        return "-" if self.name == TRANSACTIONAL else f"postfix-{self.name}"
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.name == TRANSACTIONAL else f"-{self.name}"
+
+    @property
+    def config_directory(self) -> str:
+        return f"/etc/postfix{self.suffix}"
+
+    @property
+    def queue_directory(self) -> str:
+        return f"/var/spool/postfix{self.suffix}"
+
+    @property
+    def data_directory(self) -> str:
+        return f"/var/lib/postfix{self.suffix}"
+
+
+def _lane_port(name: str, port: Any, where: str) -> int | None:
+    if name == TRANSACTIONAL:
+        if port is not None:
+            raise ModelError(f"{where}.port", "the transactional lane is fed on 25 and 587")
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ModelError(
+            f"{where}.port",
+            f"{_show(port)} is not a TCP port; the trusted networks feed the lane on it, e.g. 2525",
+        )
+    if port in RESERVED_PORTS:
+        raise ModelError(
+            f"{where}.port", f"{port} is the transactional lane's; choose another, e.g. 2525"
+        )
+    return port
+
+
+def _lane(name: Any, settings: Any, path: str, pools: Mapping[str, Sequence[str]]) -> Lane:
+    where = f"{path}.{name}"
+    if not isinstance(name, str) or not _LANE_NAME.match(name):
+        raise ModelError(
+            path,
+            f"lane name {_show(name)} must be lower-case letters and digits (at most 20), "
+            f"starting with a letter",
+        )
+    if not isinstance(settings, Mapping):
+        raise ModelError(where, f"{_show(settings)} is not a mapping with at least pool")
+    unknown = sorted(str(k) for k in settings if k not in LANE_KEYS)
+    if unknown:
+        raise ModelError(
+            where, f"unknown key(s) {', '.join(unknown)}; known keys are {', '.join(LANE_KEYS)}"
+        )
+    pool = settings.get("pool")
+    if pool not in pools:
+        raise ModelError(
+            f"{where}.pool",
+            f"{_show(pool)} is not a pool of bulkmail_ip_pools ({', '.join(pools)})",
+        )
+    fallback = settings.get("fallback", False)
+    if not isinstance(fallback, bool):
+        raise ModelError(f"{where}.fallback", f"{_show(fallback)} is not true or false")
+    return Lane(name, pool, _lane_port(name, settings.get("port"), where), fallback)
+
+
+def parse_lanes(
+    raw: Any, pools: Mapping[str, Sequence[str]], path: str = "bulkmail_lanes"
+) -> tuple[Lane, ...]:
+    """Parse `bulkmail_lanes`; empty means one lane, the default instance, as before lanes."""
+    if raw is None or raw == {}:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ModelError(path, f"{_show(raw)} is not a mapping of lane name to its settings")
+    if TRANSACTIONAL not in raw:
+        raise ModelError(
+            path,
+            f"the {TRANSACTIONAL!r} lane is missing: it is Postfix's default instance (ports 25 "
+            f"and 587); every other lane is fed beside it",
+        )
+    lanes: list[Lane] = []
+    errors: list[ModelError] = []
+    for name, settings in raw.items():
+        try:
+            lane = _lane(name, settings, path, pools)
+            other = next((o for o in lanes if lane.port and o.port == lane.port), None)
+            if other is not None:
+                raise ModelError(
+                    f"{path}.{name}.port", f"{lane.port} is also the port of lane {other.name}"
+                )
+            lanes.append(lane)
+        except ModelError as error:
+            errors.append(error)
+    raise_collected(errors)
+    return tuple(lanes)
+
+
+def _s(name: str, value: Any, reason: str) -> Setting:
+    return Setting(name, str(value), reason)
+
+
+def lane_address(host: Host, lane: Lane, pools: Mapping[str, Sequence[str]]) -> str:
+    """The host's one address in the lane's pool: the lane's mail leaves from it."""
+    mine = [a for a in host.public_addresses if a in pools[lane.pool]]
+    where = f"hostvars[{host.inventory_name!r}]"
+    if not mine:
+        raise ModelError(
+            f"{where}.bulkmail_extra_ipv4",
+            f"{host.inventory_name} has no address in pool {lane.pool!r} (lane {lane.name}); "
+            f"give it one (bulkmail_extra_ipv4) and list it in bulkmail_ip_pools.{lane.pool}",
+        )
+    if len(mine) > 1:
+        raise ModelError(
+            f"bulkmail_ip_pools.{lane.pool}",
+            f"{host.inventory_name} has {len(mine)} addresses in pool {lane.pool!r} "
+            f"({', '.join(mine)}); a lane sends from one address per host: keep one",
+        )
+    return mine[0]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What the postfix role writes for one Postfix instance of one host."""
+
+    lane: Lane
+    main_cf: tuple[Setting, ...]
+    master_cf: tuple[tuple[MasterService, bool], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lane": self.lane.name,
+            "instance": self.lane.instance,
+            "config_directory": self.lane.config_directory,
+            "queue_directory": self.lane.queue_directory,
+            "data_directory": self.lane.data_directory,
+            "main_cf": [setting.as_dict() for setting in self.main_cf],
+            "master_cf": [
+                service.as_dict() | ({} if present else {"state": "absent"})
+                for service, present in self.master_cf
+            ],
+        }
+
+
+def _fallback_settings(lane: Lane, graveyards: Sequence[Host]) -> list[Setting]:
+    if not lane.fallback:
+        return []
+    relays = ", ".join(f"[{h.internal_ipv4 or h.public_ipv4}]:25" for h in graveyards)
+    return [
+        _s("smtp_fallback_relay", relays,
+           f"lane {lane.name}: what the first attempt cannot deliver (4xx, no answer) goes to "
+           f"the graveyard hosts, so this queue holds only fresh mail"),
+    ]  # fmt: skip
+
+
+def primary_instances(
+    host: Host,
+    lanes: Sequence[Lane],
+    pools: Mapping[str, Sequence[str]],
+    graveyards: Sequence[Host] = (),
+) -> tuple[Instance, ...]:
+    """The instances of a primary smtp host, the default (transactional) one first."""
+    if not lanes:
+        return ()
+    if any(lane.fallback for lane in lanes) and not graveyards:
+        lane = next(lane for lane in lanes if lane.fallback)
+        raise ModelError(
+            f"bulkmail_lanes.{lane.name}.fallback",
+            "true, but the smtp_fallback group has no host to fall back to; add one or set "
+            "fallback: false",
+        )
+    others = [lane for lane in lanes if lane.name != TRANSACTIONAL]
+    instances = []
+    for lane in lanes:
+        address = lane_address(host, lane, pools)
+        main_cf = [
+            _s("smtp_bind_address", address,
+               f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
+               f"covered by SPF and PTR"),
+        ]  # fmt: skip
+        master_cf: list[tuple[MasterService, bool]] = []
+        if lane.name == TRANSACTIONAL:
+            if others:
+                main_cf += [
+                    _s("multi_instance_wrapper", "${command_directory}/postmulti -p --",
+                       "postfix start/stop/reload act on every lane's instance"),
+                    _s("multi_instance_enable", "yes", "the default instance is a lane too"),
+                    _s("multi_instance_directories",
+                       " ".join(other.config_directory for other in others),
+                       "the other lanes' instances, each with its own queue"),
+                ]  # fmt: skip
+        else:
+            main_cf += [
+                _s("multi_instance_name", lane.instance, f"lane {lane.name}'s own instance"),
+                _s("multi_instance_enable", "yes", "postmulti starts it with the default one"),
+                _s("syslog_name", lane.instance, "log lines name the lane"),
+                _s("queue_directory", lane.queue_directory,
+                   "its own queue: a full bulk queue never holds transactional mail back"),
+                _s("data_directory", lane.data_directory, "its own caches and locks"),
+                _s("smtpd_sasl_auth_enable", "no",
+                   "fed by the trusted networks only; applications log in on 587"),
+            ]  # fmt: skip
+            listen = f"{host.internal_ipv4 or '127.0.0.1'}:{lane.port}"
+            master_cf += [
+                (MasterService("smtp", "inet", "smtpd", "the transactional lane's port 25",
+                               private="n", chroot="y"), False),
+                (MasterService("submission", "inet", "smtpd", "the transactional lane's 587",
+                               private="n", chroot="y"), False),
+                (MasterService(
+                    listen, "inet", "smtpd",
+                    f"lane {lane.name} is fed here, on the internal address, by the trusted "
+                    f"networks only", private="n", chroot="y",
+                    options=(
+                        Setting("smtpd_client_restrictions", "permit_mynetworks,reject",
+                                "only bulkmail_trusted_networks (and loopback) feed this lane"),
+                        Setting("milter_macro_daemon_name", "ORIGINATING",
+                                "the signer sees this mail as outgoing"),
+                    )), True),
+            ]  # fmt: skip
+        main_cf += _fallback_settings(lane, graveyards)
+        instances.append(Instance(lane, tuple(main_cf), tuple(master_cf)))
+    return tuple(instances)
+
+
+def graveyard_settings(primaries: Sequence[Host], active_limit: int) -> list[Setting]:
+    """main.cf of an `smtp_fallback` host: relay for the primaries, retry patiently."""
+    internal = [h.internal_ipv4 or h.public_ipv4 for h in primaries]
+    return [
+        _s("mynetworks", " ".join(["127.0.0.0/8", *[f"{a}/32" for a in internal if a]]),
+           "only the primaries hand mail over; nobody else relays through the graveyard"),
+        _s("smtpd_milters", "", "mail arrives signed by the primaries; no second signature"),
+        _s("non_smtpd_milters", "", "nothing is submitted here directly"),
+        _s("minimal_backoff_time", GRAVEYARD_MIN_BACKOFF,
+           "a provider that deferred once is not asked again within minutes"),
+        _s("maximal_backoff_time", GRAVEYARD_MAX_BACKOFF,
+           "Yahoo asks for a retry after about 4 hours; others settle sooner"),
+        _s("queue_run_delay", GRAVEYARD_QUEUE_RUN, "the deferred queue is scanned as often"),
+        _s("qmgr_message_active_limit", active_limit * GRAVEYARD_ACTIVE_FACTOR,
+           f"the retries of every primary: {GRAVEYARD_ACTIVE_FACTOR} x a primary's active queue"),
+        _s("qmgr_message_recipient_limit", active_limit * GRAVEYARD_ACTIVE_FACTOR,
+           "as many recipients in memory as messages"),
+    ]  # fmt: skip
+
+
+def postfix_instances(
+    host: Any,
+    *,
+    lanes: Any,
+    ip_pools: Any,
+    graveyards: Sequence[Any] = (),
+    primaries: Sequence[Any] = (),
+    active_limit: int = 20000,
+) -> list[dict[str, Any]]:
+    """Plain-data instances for one smtp host (what the postfix role loops over).
+
+    A host in `graveyards` gets one instance, the default one, with the graveyard's settings;
+    a primary gets one per lane; without lanes, one default instance with no extra layer.
+    """
+    pools = parse_ip_pools(ip_pools)
+    parsed_lanes = parse_lanes(lanes, pools)
+    me = parse_host(host, group="smtp")
+    yards = tuple(parse_host(h, i, group="smtp_fallback") for i, h in enumerate(graveyards))
+    if me.inventory_name in {h.inventory_name for h in yards}:
+        firsts = tuple(parse_host(h, i, group="smtp") for i, h in enumerate(primaries))
+        lane = Lane(TRANSACTIONAL, "")
+        layer = graveyard_settings(firsts, active_limit)
+        return [Instance(lane, tuple(layer), ()).as_dict() | {"graveyard": True}]
+    instances = primary_instances(me, parsed_lanes, pools, yards)
+    if not instances:
+        return [Instance(Lane(TRANSACTIONAL, ""), (), ()).as_dict() | {"graveyard": False}]
+    return [instance.as_dict() | {"graveyard": False} for instance in instances]

@@ -1,0 +1,176 @@
+"""Lanes: what each Postfix instance of a primary and of the graveyard is given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+    ModelError,
+    validate_model,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_lanes import (
+    parse_lanes,
+    postfix_instances,
+)
+
+POOLS = {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11", "198.51.100.12"]}
+LANES = {
+    "transactional": {"pool": "transactional"},
+    "bulk": {"pool": "bulk", "port": 2525, "fallback": True},
+}
+SMTP1 = {
+    "inventory_hostname": "smtp1",
+    "bulkmail_hostname": "mta1.example.test",
+    "bulkmail_public_ipv4": "198.51.100.10",
+    "bulkmail_extra_ipv4": ["198.51.100.11"],
+    "bulkmail_internal_ipv4": "10.25.0.10",
+}
+SMTP2 = {
+    "inventory_hostname": "smtp2",
+    "bulkmail_hostname": "mta2.example.test",
+    "bulkmail_public_ipv4": "198.51.100.12",
+    "bulkmail_internal_ipv4": "10.25.0.12",
+}
+
+
+def main_cf(instance: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["value"] for s in instance["main_cf"]}
+
+
+def instances(host: dict[str, Any] = SMTP1, lanes: Any = LANES, **kw: Any) -> list[dict[str, Any]]:
+    kw.setdefault("graveyards", [SMTP2])
+    kw.setdefault("primaries", [SMTP1])
+    return postfix_instances(host, lanes=lanes, ip_pools=POOLS, **kw)
+
+
+def test_each_lane_is_an_instance_with_its_own_queue_and_source_address() -> None:
+    tx, bulk = instances()
+    assert (tx["instance"], tx["config_directory"]) == ("-", "/etc/postfix")
+    assert main_cf(tx)["smtp_bind_address"] == "198.51.100.10"
+    assert main_cf(tx)["multi_instance_directories"] == "/etc/postfix-bulk"
+    assert "smtp_fallback_relay" not in main_cf(tx)
+    assert tx["master_cf"] == []
+
+    assert bulk["instance"] == "postfix-bulk"
+    settings = main_cf(bulk)
+    assert settings["queue_directory"] == "/var/spool/postfix-bulk"
+    assert settings["data_directory"] == "/var/lib/postfix-bulk"
+    assert settings["multi_instance_name"] == "postfix-bulk"
+    assert settings["smtp_bind_address"] == "198.51.100.11"
+    assert settings["smtp_fallback_relay"] == "[10.25.0.12]:25"
+    services = {(s["service"], s["type"]): s for s in bulk["master_cf"]}
+    assert services["smtp", "inet"]["state"] == "absent"
+    assert services["submission", "inet"]["state"] == "absent"
+    feed = services["10.25.0.10:2525", "inet"]
+    assert "state" not in feed
+    assert {o["name"]: o["value"] for o in feed["options"]}["smtpd_client_restrictions"] == (
+        "permit_mynetworks,reject"
+    )
+
+
+def test_every_setting_says_why() -> None:
+    for instance in instances() + instances(SMTP2):
+        assert all(s["reason"] for s in instance["main_cf"])
+
+
+def test_the_graveyard_relays_for_the_primaries_only_and_retries_patiently() -> None:
+    (yard,) = instances(SMTP2, active_limit=500)
+    assert yard["graveyard"] is True and yard["instance"] == "-"
+    settings = main_cf(yard)
+    assert settings["mynetworks"] == "127.0.0.0/8 10.25.0.10/32"
+    assert settings["smtpd_milters"] == ""
+    assert settings["maximal_backoff_time"] == "4h"
+    assert settings["qmgr_message_active_limit"] == "2000"
+
+
+def test_without_lanes_one_default_instance_as_before() -> None:
+    (only,) = instances(lanes=None)
+    assert only["instance"] == "-" and only["main_cf"] == [] and only["master_cf"] == []
+
+
+@pytest.mark.parametrize(
+    ("lanes", "message"),
+    [
+        ({"bulk": {"pool": "bulk", "port": 2525}}, "bulkmail_lanes: the 'transactional' lane is"),
+        (
+            {"transactional": {"pool": "tx"}},
+            "bulkmail_lanes.transactional.pool: 'tx' is not a pool of bulkmail_ip_pools "
+            "(transactional, bulk)",
+        ),
+        (
+            {"transactional": {"pool": "transactional", "port": 2525}},
+            "bulkmail_lanes.transactional.port: the transactional lane is fed on 25 and 587",
+        ),
+        (
+            {"transactional": {"pool": "transactional"}, "bulk": {"pool": "bulk"}},
+            "bulkmail_lanes.bulk.port: None (NoneType) is not a TCP port",
+        ),
+        (
+            {"transactional": {"pool": "transactional"}, "bulk": {"pool": "bulk", "port": 587}},
+            "bulkmail_lanes.bulk.port: 587 is the transactional lane's",
+        ),
+        (
+            {"transactional": {"pool": "transactional"}, "Bulk": {"pool": "bulk", "port": 1}},
+            "bulkmail_lanes: lane name 'Bulk' must be lower-case",
+        ),
+        (
+            {"transactional": {"pool": "transactional", "fallback": "yes"}},
+            "bulkmail_lanes.transactional.fallback: 'yes' is not true or false",
+        ),
+        (
+            {"transactional": {"pool": "transactional", "speed": 1}},
+            "bulkmail_lanes.transactional: unknown key(s) speed",
+        ),
+    ],
+)
+def test_bad_lanes_name_the_field(lanes: Any, message: str) -> None:
+    with pytest.raises(ModelError) as error:
+        parse_lanes(lanes, POOLS)
+    assert str(error.value).startswith(message)
+
+
+def test_two_lanes_on_one_port_are_refused() -> None:
+    lanes = {
+        "transactional": {"pool": "transactional"},
+        "bulk": {"pool": "bulk", "port": 2525},
+        "news": {"pool": "bulk", "port": 2525},
+    }
+    with pytest.raises(ModelError, match=r"bulkmail_lanes.news.port: 2525 is also the port of"):
+        parse_lanes(lanes, POOLS)
+
+
+def test_a_primary_without_an_address_in_a_lane_pool_is_told_how_to_fix_it() -> None:
+    host = SMTP1 | {"bulkmail_extra_ipv4": []}
+    with pytest.raises(ModelError) as error:
+        instances(host)
+    assert str(error.value) == (
+        "hostvars['smtp1'].bulkmail_extra_ipv4: smtp1 has no address in pool 'bulk' (lane bulk); "
+        "give it one (bulkmail_extra_ipv4) and list it in bulkmail_ip_pools.bulk"
+    )
+
+
+def test_fallback_needs_a_graveyard() -> None:
+    with pytest.raises(ModelError, match=r"^bulkmail_lanes.bulk.fallback: true, but the"):
+        instances(graveyards=[])
+
+
+def test_extra_addresses_count_as_the_host_s_own_for_pools_and_ptr() -> None:
+    model = validate_model(
+        [{"name": "example.test", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"}}],
+        POOLS,
+        smtp_hosts=[SMTP1, SMTP2],
+    )
+    assert model.smtp_hosts[0].public_addresses == ("198.51.100.10", "198.51.100.11")
+
+
+def test_an_extra_address_of_two_hosts_is_refused() -> None:
+    with pytest.raises(ModelError) as error:
+        validate_model(
+            [{"name": "example.test", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"}}],
+            POOLS,
+            smtp_hosts=[SMTP1, SMTP2 | {"bulkmail_extra_ipv4": ["198.51.100.11"]}],
+        )
+    assert str(error.value).startswith(
+        "hostvars['smtp2'].bulkmail_extra_ipv4: 198.51.100.11 is also a public address of smtp1"
+    )
