@@ -203,7 +203,9 @@ class Instance:
 def _fallback_settings(lane: Lane, graveyards: Sequence[Host]) -> list[Setting]:
     if not lane.fallback:
         return []
-    relays = ", ".join(f"[{h.internal_ipv4 or h.public_ipv4}]:25" for h in graveyards)
+    # The public address: the smtp client binds to the lane's public source address for every
+    # connection, the handoff included, and a reply from another network would not come back.
+    relays = ", ".join(f"[{h.public_ipv4}]:25" for h in graveyards)
     return [
         _s("smtp_fallback_relay", relays,
            f"lane {lane.name}: what the first attempt cannot deliver (4xx, no answer) goes to "
@@ -282,10 +284,10 @@ def primary_instances(
 
 def graveyard_settings(primaries: Sequence[Host], active_limit: int) -> list[Setting]:
     """main.cf of an `smtp_fallback` host: relay for the primaries, retry patiently."""
-    internal = [h.internal_ipv4 or h.public_ipv4 for h in primaries]
+    senders = [address for host in primaries for address in host.public_addresses]
     return [
-        _s("mynetworks", " ".join(["127.0.0.0/8", *[f"{a}/32" for a in internal if a]]),
-           "only the primaries hand mail over; nobody else relays through the graveyard"),
+        _s("mynetworks", " ".join(["127.0.0.0/8", *[f"{a}/32" for a in senders]]),
+           "only the primaries' sending addresses hand mail over; nobody else relays here"),
         _s("smtpd_milters", "", "mail arrives signed by the primaries; no second signature"),
         _s("non_smtpd_milters", "", "nothing is submitted here directly"),
         _s("minimal_backoff_time", GRAVEYARD_MIN_BACKOFF,

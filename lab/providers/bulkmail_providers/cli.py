@@ -11,8 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bulkmail_providers.config import ConfigError, ServerConfig, apply_environment, load_config
+from bulkmail_providers.config import (
+    Behaviour,
+    ConfigError,
+    ServerConfig,
+    apply_environment,
+    load_config,
+)
 from bulkmail_providers.mailstore import read_records, reset
+from bulkmail_providers.overrides import write as write_override
+from bulkmail_providers.routing import provider_for_domain
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -77,6 +85,18 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _behave(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if provider_for_domain(args.domain, config) is None:
+        print(f"behave: no provider receives for {args.domain}", file=sys.stderr)
+        return 2
+    behaviour = None if args.behaviour == "configured" else Behaviour(args.behaviour)
+    table = write_override(config.data_dir, args.domain, behaviour)
+    for domain, value in table.items():
+        print(f"{domain}: {value.value}")
+    return 0
+
+
 def _ping(args: argparse.Namespace) -> int:
     """Readiness: the server greets and answers EHLO (the container's HEALTHCHECK)."""
     port = args.port or _config(args).listen_port
@@ -130,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     reset_cmd = commands.add_parser("reset", help="truncate the received and followup logs")
     reset_cmd.add_argument("--messages", action="store_true", help="remove stored .eml too")
     reset_cmd.set_defaults(func=_reset)
+
+    behave = commands.add_parser(
+        "behave", help="set a domain's behaviour while the server runs (defer, then accept)"
+    )
+    behave.add_argument("domain", help="a provider domain, e.g. yahoo.test")
+    behave.add_argument(
+        "behaviour",
+        choices=[b.value for b in Behaviour] + ["configured"],
+        help="'configured' drops the override: providers.toml decides again",
+    )
+    behave.set_defaults(func=_behave)
 
     ping = commands.add_parser("ping", help="exit 0 when the server answers EHLO")
     ping.add_argument("--host", default="127.0.0.1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -42,8 +42,11 @@ def provider_for_domain(domain: str, config: ServerConfig) -> Provider | None:
     return None
 
 
-def choose_behaviour(recipient: str, config: ServerConfig) -> Decision:
-    """Local-part conventions first (`defer-*@...`), then the domain's, then the provider's."""
+def choose_behaviour(
+    recipient: str, config: ServerConfig, overrides: Mapping[str, Behaviour] | None = None
+) -> Decision:
+    """Local-part conventions first (`defer-*@...`), then a runtime override of the domain
+    (`behave`), then the domain's configured behaviour, then the provider's."""
     local, domain = split_address(recipient)
     provider = provider_for_domain(domain, config)
     if provider is None:
@@ -51,6 +54,8 @@ def choose_behaviour(recipient: str, config: ServerConfig) -> Decision:
     for pattern, behaviour in config.local_parts:
         if fnmatchcase(local.lower(), pattern):
             return Decision(recipient, provider, behaviour)
+    if overrides and domain in overrides:
+        return Decision(recipient, provider, overrides[domain])
     behaviour = provider.domain_behaviour.get(domain, provider.behaviour)
     return Decision(recipient, provider, behaviour)
 

@@ -21,6 +21,7 @@ from bulkmail_providers.config import Behaviour, Provider, Reply, ServerConfig
 from bulkmail_providers.dnssource import DnsSource, LabResolver
 from bulkmail_providers.followups import Followups, original_from
 from bulkmail_providers.mailstore import MailStore
+from bulkmail_providers.overrides import Overrides
 from bulkmail_providers.routing import (
     RCPT_OK,
     Decision,
@@ -124,6 +125,7 @@ class ProviderHandler:
         self.dns = dns
         self.store = store
         self.followups = followups
+        self.overrides = Overrides(config.data_dir)
 
     @staticmethod
     def _close_after_reply(server: SMTP, reply: Reply) -> None:
@@ -152,7 +154,7 @@ class ProviderHandler:
         rcpt_options: list[str],
     ) -> str:
         peer_ip = session.peer[0] if session.peer else ""
-        decision = choose_behaviour(address, self.config)
+        decision = choose_behaviour(address, self.config, self.overrides.table())
         refusal = decision.refusal_at_rcpt(self.config)
         if refusal is not None:
             log.info(
@@ -173,7 +175,8 @@ class ProviderHandler:
         peer_ip = session.peer[0] if session.peer else ""
         helo = session.host_name or ""
         mail_from = (envelope.mail_from or "").strip("<>")  # aiosmtpd keeps a null sender as "<>"
-        decisions = [choose_behaviour(r, self.config) for r in envelope.rcpt_tos]
+        overrides = self.overrides.table()
+        decisions = [choose_behaviour(r, self.config, overrides) for r in envelope.rcpt_tos]
         refusal = refusal_after_data(decisions)
         if refusal is not None:
             log.info(

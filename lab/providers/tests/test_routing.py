@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bulkmail_providers.config import (
     DEFAULT_CONFIG,
@@ -11,6 +13,8 @@ from bulkmail_providers.config import (
     load_config,
     parse_config,
 )
+from bulkmail_providers.overrides import Overrides
+from bulkmail_providers.overrides import write as write_override
 from bulkmail_providers.routing import (
     choose_behaviour,
     group_by_provider,
@@ -171,3 +175,23 @@ def test_environment_overrides_the_file(config: ServerConfig) -> None:
         2.0,
     )
     assert config.dns_server == "198.51.100.53"  # the file's own value, without the environment
+
+
+def test_a_runtime_override_comes_after_local_parts_and_before_the_configured_behaviour(
+    config: ServerConfig, tmp_path: Path
+) -> None:
+    write_override(tmp_path, "yahoo.test", Behaviour.DEFER)
+    overrides = Overrides(tmp_path)
+    assert choose_behaviour("dave@yahoo.test", config, overrides.table()).behaviour is (
+        Behaviour.DEFER
+    )
+    assert choose_behaviour("tarpit-1@yahoo.test", config, overrides.table()).behaviour is (
+        Behaviour.TARPIT
+    )
+    assert choose_behaviour("alice@gmail.test", config, overrides.table()).behaviour is (
+        Behaviour.ACCEPT
+    )
+    write_override(tmp_path, "yahoo.test", None)
+    assert choose_behaviour("dave@yahoo.test", config, overrides.table()).behaviour is (
+        Behaviour.ACCEPT
+    )

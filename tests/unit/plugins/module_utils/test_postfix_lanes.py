@@ -58,7 +58,7 @@ def test_each_lane_is_an_instance_with_its_own_queue_and_source_address() -> Non
     assert settings["data_directory"] == "/var/lib/postfix-bulk"
     assert settings["multi_instance_name"] == "postfix-bulk"
     assert settings["smtp_bind_address"] == "198.51.100.11"
-    assert settings["smtp_fallback_relay"] == "[10.25.0.12]:25"
+    assert settings["smtp_fallback_relay"] == "[198.51.100.12]:25"
     services = {(s["service"], s["type"]): s for s in bulk["master_cf"]}
     assert services["smtp", "inet"]["state"] == "absent"
     assert services["submission", "inet"]["state"] == "absent"
@@ -78,7 +78,7 @@ def test_the_graveyard_relays_for_the_primaries_only_and_retries_patiently() -> 
     (yard,) = instances(SMTP2, active_limit=500)
     assert yard["graveyard"] is True and yard["instance"] == "-"
     settings = main_cf(yard)
-    assert settings["mynetworks"] == "127.0.0.0/8 10.25.0.10/32"
+    assert settings["mynetworks"] == "127.0.0.0/8 198.51.100.10/32 198.51.100.11/32"
     assert settings["smtpd_milters"] == ""
     assert settings["maximal_backoff_time"] == "4h"
     assert settings["qmgr_message_active_limit"] == "2000"

@@ -1,0 +1,168 @@
+"""Lanes and the graveyard in the running lab: who sends what from where, and what is retried where.
+
+- transactional mail (587) leaves smtp1 from the transactional pool's 198.51.100.10, bulk mail
+  (the bulk lane's 2525) from the bulk pool's 198.51.100.11, each signed and aligned;
+- each lane is its own Postfix instance with its own queue;
+- mail a provider defers on the bulk lane's first attempt is handed to the graveyard (smtp2),
+  leaves smtp1's queue, waits on smtp2, and is delivered from smtp2's 198.51.100.12 once the
+  provider accepts again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import lab_host, read_secret
+
+SMTP1_INTERNAL = "10.25.0.10"
+TX_ADDRESS = "198.51.100.10"
+BULK_ADDRESS = "198.51.100.11"
+GRAVEYARD_ADDRESS = "198.51.100.12"
+BULK_PORT = 2525
+BULK_CONFIG = "/etc/postfix-bulk"
+
+
+@pytest.fixture(scope="module")
+def smtp2() -> Any:
+    return lab_host("smtp2")
+
+
+def submit(client: Any, *, to: str, subject: str, bulk: bool) -> dict[str, Any]:
+    """One message: bulk on the bulk lane's port, transactional with SASL on 587."""
+    if bulk:
+        cmd = client.run(
+            "python3 /opt/lab-client/send_mail.py --host %s --port %s --from news@example.test"
+            " --to %s --subject %s",
+            SMTP1_INTERNAL, str(BULK_PORT), to, subject,
+        )  # fmt: skip
+    else:
+        cmd = client.run(
+            "SMTP_PASSWORD=%s python3 /opt/lab-client/send_mail.py --host %s --port 587"
+            " --tls required --user app@example.test --from app@example.test --to %s"
+            " --subject %s",
+            read_secret("submission-app@example.test"), SMTP1_INTERNAL, to, subject,
+        )  # fmt: skip
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    return json.loads(cmd.stdout.splitlines()[0])
+
+
+def by_subject(records: list[dict[str, Any]], subject: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["subject"].startswith(subject)]
+
+
+def test_each_lane_is_its_own_instance_with_its_own_queue(smtp1: Any) -> None:
+    instances = smtp1.check_output("postmulti -l").splitlines()
+    assert [line.split()[0] for line in instances] == ["-", "postfix-bulk"]
+    assert all(line.split()[2] == "y" for line in instances)  # both enabled
+    assert smtp1.service("postfix@postfix-bulk").is_running
+    bulk = smtp1.check_output(
+        "postconf -c %s -h queue_directory smtp_bind_address smtp_fallback_relay", BULK_CONFIG
+    )
+    assert bulk.splitlines() == [
+        "/var/spool/postfix-bulk",
+        BULK_ADDRESS,
+        f"[{GRAVEYARD_ADDRESS}]:25",
+    ]
+    assert smtp1.check_output("postconf -h queue_directory smtp_bind_address").splitlines() == [
+        "/var/spool/postfix",
+        TX_ADDRESS,
+    ]
+    # the bulk lane is fed on the internal address only, by the trusted networks only
+    assert smtp1.socket(f"tcp://{SMTP1_INTERNAL}:{BULK_PORT}").is_listening
+    assert not smtp1.socket(f"tcp://0.0.0.0:{BULK_PORT}").is_listening
+
+
+def test_transactional_and_bulk_mail_leave_from_their_pools_addresses(
+    client: Any, received: Callable[..., list[dict[str, Any]]]
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    submit(client, to=f"lane-tx-{tag}@gmail.test", subject=f"lane-tx-{tag}", bulk=False)
+    submit(client, to=f"lane-bulk-{tag}@gmail.test", subject=f"lane-bulk-{tag}", bulk=True)
+    records = received(lambda rs: len(by_subject(rs, f"lane-tx-{tag}")) == 1
+                       and len(by_subject(rs, f"lane-bulk-{tag}")) == 1)  # fmt: skip
+    (tx,) = by_subject(records, f"lane-tx-{tag}")
+    (bulk,) = by_subject(records, f"lane-bulk-{tag}")
+    assert tx["peer_ip"] == TX_ADDRESS
+    assert bulk["peer_ip"] == BULK_ADDRESS
+    for record in (tx, bulk):
+        assert (record["dkim"]["result"], record["spf"]["result"], record["dmarc"]["result"]) == (
+            "pass", "pass", "pass",
+        ), record  # fmt: skip
+        assert record["helo"] == "mta1.example.test"
+
+
+def test_the_bulk_lane_refuses_clients_outside_the_trusted_networks() -> None:
+    # the providers' host is on the internet side: it cannot even reach the internal address,
+    # so ask from smtp2's internal side, which is not a trusted network either
+    yard = lab_host("smtp2")
+    script = (
+        "import smtplib\n"
+        f"s = smtplib.SMTP('{SMTP1_INTERNAL}', {BULK_PORT}, timeout=10)\n"
+        "s.ehlo('probe.test')\n"
+        "print(s.mail('x@example.test')[0], s.rcpt('someone@gmail.test')[0])\n"
+    )
+    probe = yard.run("python3 -c %s", script)
+    assert probe.rc == 0, probe.stderr
+    mail_code, rcpt_code = (int(x) for x in probe.stdout.split())
+    assert 500 <= max(mail_code, rcpt_code) < 600, probe.stdout
+
+
+@pytest.fixture
+def yahoo_defers(providers: Any) -> Iterator[None]:
+    providers.check_output("python3 -m bulkmail_providers behave yahoo.test defer")
+    try:
+        yield
+    finally:
+        providers.check_output("python3 -m bulkmail_providers behave yahoo.test configured")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(1)
+
+
+def queued(host: Any, recipient: str, config: str = "/etc/postfix") -> bool:
+    return recipient in host.check_output("postqueue -c %s -p", config)
+
+
+def test_deferred_bulk_mail_is_retried_by_the_graveyard_and_delivered_from_there(
+    smtp1: Any,
+    smtp2: Any,
+    client: Any,
+    providers: Any,
+    received: Callable[..., list[dict[str, Any]]],
+    yahoo_defers: None,
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    recipient = f"grave-{tag}@yahoo.test"
+    submit(client, to=recipient, subject=f"grave-{tag}", bulk=True)
+    # Yahoo's 421 on the first attempt: the primary hands the message over at once
+    wait_for(lambda: queued(smtp2, recipient), 60, "the message in smtp2's queue")
+    assert not queued(smtp1, recipient, BULK_CONFIG), "the primary still holds the message"
+    deferral = smtp2.check_output("postqueue -j")
+    entry = next(json.loads(line) for line in deferral.splitlines() if recipient in line)
+    (rcpt,) = entry["recipients"]
+    assert "421 4.7.0 [TSS04]" in rcpt["delay_reason"], rcpt
+    assert by_subject(received(timeout=0), f"grave-{tag}") == []
+
+    # the provider accepts again; the graveyard's next run (forced here, instead of waiting
+    # out its 10-minute minimal backoff) delivers it
+    providers.check_output("python3 -m bulkmail_providers behave yahoo.test configured")
+    smtp2.check_output("postqueue -f")
+    records = by_subject(received(lambda rs: by_subject(rs, f"grave-{tag}")), f"grave-{tag}")
+    assert len(records) == 1, "delivered once, not lost, not twice"
+    (record,) = records
+    assert record["peer_ip"] == GRAVEYARD_ADDRESS
+    assert record["helo"] == "mta2.example.test"
+    # signed once, by the primary, and still verifying after the detour
+    assert (record["dkim"]["result"], record["spf"]["result"], record["dmarc"]["result"]) == (
+        "pass", "pass", "pass",
+    ), record  # fmt: skip
+    wait_for(lambda: not queued(smtp2, recipient), 30, "smtp2's queue to empty")
