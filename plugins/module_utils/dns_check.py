@@ -28,13 +28,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dns_records import MAX_SPF_LOOKUPS, render_dmarc_record, render_spf_record, reverse_pointer
+from .dns_records import (
+    MAX_SPF_LOOKUPS,
+    MTA_STS_ID_LENGTH,
+    MTA_STS_POLICY_PATH,
+    mta_sts_policy_id,
+    render_dmarc_record,
+    render_mta_sts_policy,
+    render_spf_record,
+    reverse_pointer,
+)
 from .dns_records import spf_lookup_terms as _spf_lookup_terms
 from .domain_model import (
     ALIGNMENT_MODES,
     DMARC_POLICIES,
     Dmarc,
     ModelError,
+    MtaSts,
     parse_domain,
     validate_domain_name,
     validate_ipv4,
@@ -145,6 +155,7 @@ class Expectations:
     return_path_domain: str | None = None
     require_mta_sts: bool = False
     require_tls_rpt: bool = False
+    mta_sts: MtaSts | None = None  # the model's policy: the published id must be its hash
 
 
 def _ok(
@@ -1097,41 +1108,102 @@ def check_ptr(address: str, resolve: Resolve) -> Check:
 # --- MTA-STS and TLS-RPT -------------------------------------------------------------------
 
 
-def check_mta_sts(domain: str, resolve: Resolve, required: bool = False) -> Check:
-    """`_mta-sts` TXT `v=STSv1; id=...` (RFC 8461 3.1) and a host to serve the policy from."""
-    name = "mta_sts"
-    owner = f"_mta-sts.{domain}"
-    policy_host = f"mta-sts.{domain}"
-    fix = (
-        f"Publish TXT 'v=STSv1; id=<date-and-counter, e.g. 2026112301>' at {owner} and serve "
-        f"the policy at https://{policy_host}/.well-known/mta-sts.txt."
-    )
+def _one_versioned_txt(
+    name: str,
+    owner: str,
+    version: str,
+    resolve: Resolve,
+    required: bool,
+    *,
+    kind: str,
+    absent: str,
+    fix: str,
+    several: str,
+) -> str | Check:
+    """The one TXT record at `owner` starting `v=<version>`, or the Check saying why not.
+
+    `absent` is the reason when there is none; `several` what senders do when there are more.
+    MTA-STS and TLS-RPT records open the same way.
+    """
     try:
         texts = resolve(owner, "TXT")
     except LookupFailed as error:
         return _lookup_failed(name, error, required)
-    found = [text for text in texts if _is_version(text, "STSv1")]
+    found = [text for text in texts if _is_version(text, version)]
     if not found:
-        return _problem(
-            name,
-            f"no MTA-STS record at {owner}: senders to {domain} cannot insist on TLS to its MX "
-            "(RFC 8461)",
-            fix,
-            owner,
-            required=required,
-        )
+        return _problem(name, absent, fix, owner, required=required)
     if len(found) > 1:
         return _problem(
             name,
-            f"{len(found)} MTA-STS records at {owner}; RFC 8461 3.1 says senders then apply "
-            "no policy",
+            f"{len(found)} {kind} records at {owner}; {several}",
             f"Keep one TXT record at {owner}.",
             owner,
             required=required,
         )
-    tags, problems = tag_list(found[0])
-    if not _STS_ID.match(tags.get("id", "")):
+    return found[0]
+
+
+def expected_mta_sts_id(domain: str, mta_sts: MtaSts, resolve: Resolve) -> str | None:
+    """The id= the dns tier derives for the policy the model implies, with the MX it serves.
+
+    The builder hashes the policy file (dns_records.mta_sts_policy_id), whose `mx:` lines are
+    the smtp hosts, which are also the domain's MX. None when the MX cannot be read.
+    """
+    try:
+        answers = resolve(domain, "MX")
+    except LookupFailed:
+        return None
+    mx_hosts = [_host(answer.partition(" ")[2]) for answer in answers]
+    try:
+        return mta_sts_policy_id(render_mta_sts_policy(mta_sts, [h for h in mx_hosts if h]))
+    except ModelError:
+        return None
+
+
+def check_mta_sts(
+    domain: str, resolve: Resolve, required: bool = False, mta_sts: MtaSts | None = None
+) -> Check:
+    """`_mta-sts` TXT `v=STSv1; id=...` (RFC 8461 3.1) and a host to serve the policy from.
+
+    With the model's `mta_sts`, the id must be the one the dns tier derives from the policy.
+    """
+    name = "mta_sts"
+    owner = f"_mta-sts.{domain}"
+    policy_host = f"mta-sts.{domain}"
+    expected_id = expected_mta_sts_id(domain, mta_sts, resolve) if mta_sts else None
+    shown_id = expected_id or (
+        f"<the first {MTA_STS_ID_LENGTH} hex digits of the SHA-256 of the policy file>"
+    )
+    fix = (
+        f"Publish TXT 'v=STSv1; id={shown_id}' at {owner} (the dns tier derives the id from "
+        f"the policy, so it changes exactly when the policy does) and serve the policy at "
+        f"https://{policy_host}{MTA_STS_POLICY_PATH}."
+    )
+    record = _one_versioned_txt(
+        name,
+        owner,
+        "STSv1",
+        resolve,
+        required,
+        kind="MTA-STS",
+        absent=(
+            f"no MTA-STS record at {owner}: senders to {domain} cannot insist on TLS to its MX "
+            "(RFC 8461)"
+        ),
+        fix=fix,
+        several="RFC 8461 3.1 says senders then apply no policy",
+    )
+    if isinstance(record, Check):
+        return record
+    tags, problems = tag_list(record)
+    published_id = tags.get("id", "")
+    if not _STS_ID.match(published_id):
         problems.append("id= must be 1 to 32 letters or digits, changed with every policy")
+    elif expected_id and published_id != expected_id:
+        problems.append(
+            f"id={published_id} is not the id of the policy the model implies ({expected_id}): "
+            "senders that cached an older policy keep it"
+        )
     try:
         hosts = _addresses(policy_host, resolve)
     except LookupFailed as error:
@@ -1143,7 +1215,7 @@ def check_mta_sts(domain: str, resolve: Resolve, required: bool = False) -> Chec
         return _problem(name, f"{owner}: {_join(problems)}", fix, owner, required=required)
     return _ok(
         name,
-        f"{found[0]!r}; the policy host {policy_host} resolves (the policy file itself is not "
+        f"{record!r}; the policy host {policy_host} resolves (the policy file itself is not "
         "fetched here)",
         owner,
         required=required,
@@ -1155,29 +1227,23 @@ def check_tls_rpt(domain: str, resolve: Resolve, required: bool = False) -> Chec
     name = "tls_rpt"
     owner = f"_smtp._tls.{domain}"
     fix = f"Publish TXT 'v=TLSRPTv1; rua=mailto:tls-reports@{domain}' at {owner}."
-    try:
-        texts = resolve(owner, "TXT")
-    except LookupFailed as error:
-        return _lookup_failed(name, error, required)
-    found = [text for text in texts if _is_version(text, "TLSRPTv1")]
-    if not found:
-        return _problem(
-            name,
+    record = _one_versioned_txt(
+        name,
+        owner,
+        "TLSRPTv1",
+        resolve,
+        required,
+        kind="TLS-RPT",
+        absent=(
             f"no TLS-RPT record at {owner}: you get no reports of TLS failures delivering to "
-            f"{domain} (RFC 8460)",
-            fix,
-            owner,
-            required=required,
-        )
-    if len(found) > 1:
-        return _problem(
-            name,
-            f"{len(found)} TLS-RPT records at {owner}; senders then send no reports",
-            f"Keep one TXT record at {owner}.",
-            owner,
-            required=required,
-        )
-    tags, problems = tag_list(found[0])
+            f"{domain} (RFC 8460)"
+        ),
+        fix=fix,
+        several="senders then send no reports",
+    )
+    if isinstance(record, Check):
+        return record
+    tags, problems = tag_list(record)
     uris = [uri.strip() for uri in tags.get("rua", "").split(",") if uri.strip()]
     if not uris:
         problems.append("there is no rua= (where reports go)")
@@ -1235,7 +1301,7 @@ def check_domain(expect: Expectations, resolve: Resolve) -> DomainReport:
                 required=False,
             )
         )
-    checks.append(check_mta_sts(domain, resolve, expect.require_mta_sts))
+    checks.append(check_mta_sts(domain, resolve, expect.require_mta_sts, expect.mta_sts))
     checks.append(check_tls_rpt(domain, resolve, expect.require_tls_rpt))
     return DomainReport(domain, tuple(checks))
 
@@ -1301,6 +1367,7 @@ def expectations_from_model(
         # The model publishes them (mode none too: it withdraws a policy), so they must be there.
         require_mta_sts=domain.mta_sts is not None,
         require_tls_rpt=domain.tls_rpt is not None,
+        mta_sts=domain.mta_sts,
     )
 
 

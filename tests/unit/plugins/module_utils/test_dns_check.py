@@ -23,11 +23,15 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
     dkim_txt_value,
+    mta_sts_policy_id,
     render_dmarc_record,
+    render_mta_sts_policy,
+    render_mta_sts_record,
     render_spf_record,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
     ModelError,
+    MtaSts,
     parse_dmarc,
 )
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -37,6 +41,8 @@ PTR_OWNER = "10.100.51.198.in-addr.arpa"
 DOMAIN = "example.test"
 SELECTOR = "lab2026a"
 DKIM_OWNER = f"{SELECTOR}._domainkey.{DOMAIN}"
+STS = MtaSts(mode="testing", max_age=86400)
+STS_POLICY = render_mta_sts_policy(STS, ["mta1.example.test"])
 
 Records = dict[tuple[str, str], list[str]]
 SERVFAIL = object()  # a value in Records that makes the lookup fail
@@ -73,7 +79,7 @@ def lab_records(key: rsa.RSAPrivateKey) -> Records:
         (DOMAIN, "MX"): ["10 mta1.example.test."],
         ("mta1.example.test", "A"): [POOL_IP],
         (PTR_OWNER, "PTR"): ["mta1.example.test."],
-        (f"_mta-sts.{DOMAIN}", "TXT"): ["v=STSv1; id=2026112301"],
+        (f"_mta-sts.{DOMAIN}", "TXT"): [render_mta_sts_record(STS_POLICY)],
         (f"mta-sts.{DOMAIN}", "A"): ["198.51.100.80"],
         (f"_smtp._tls.{DOMAIN}", "TXT"): [f"v=TLSRPTv1; rua=mailto:tls-reports@{DOMAIN}"],
     }
@@ -581,6 +587,67 @@ def test_mta_sts_with_a_bad_id_and_no_policy_host(key: rsa.RSAPrivateKey) -> Non
     )
 
 
+def test_a_missing_mta_sts_record_is_fixed_with_the_id_the_dns_tier_derives(
+    key: rsa.RSAPrivateKey,
+) -> None:
+    records = lab_records(key)
+    del records[(f"_mta-sts.{DOMAIN}", "TXT")]
+
+    check = only(run(records, expect(key, require_mta_sts=True, mta_sts=STS)), "mta_sts")
+
+    assert check.failed
+    policy_id = mta_sts_policy_id(STS_POLICY)
+    assert len(policy_id) == 20
+    assert check.fix == (
+        f"Publish TXT 'v=STSv1; id={policy_id}' at _mta-sts.example.test (the dns tier derives "
+        "the id from the policy, so it changes exactly when the policy does) and serve the "
+        "policy at https://mta-sts.example.test/.well-known/mta-sts.txt."
+    )
+
+
+def test_without_the_model_the_fix_says_how_the_id_is_derived(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    del records[(f"_mta-sts.{DOMAIN}", "TXT")]
+
+    check = only(run(records, expect(key)), "mta_sts")
+
+    assert check.fix.startswith(
+        "Publish TXT 'v=STSv1; id=<the first 20 hex digits of the SHA-256 of the policy "
+        "file>' at _mta-sts.example.test"
+    )
+
+
+def test_an_mta_sts_id_that_is_not_the_policys_fails(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    records[(f"_mta-sts.{DOMAIN}", "TXT")] = ["v=STSv1; id=2026112301"]
+
+    model = expect(key, require_mta_sts=True, mta_sts=STS)
+
+    assert only(run(lab_records(key), model), "mta_sts").status == PASS
+    check = only(run(records, model), "mta_sts")
+
+    assert check.failed
+    assert check.reason == (
+        "_mta-sts.example.test: id=2026112301 is not the id of the policy the model implies "
+        f"({mta_sts_policy_id(STS_POLICY)}): senders that cached an older policy keep it"
+    )
+
+
+def test_several_mta_sts_or_tls_rpt_records_are_named(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    records[(f"_mta-sts.{DOMAIN}", "TXT")] *= 2
+    records[(f"_smtp._tls.{DOMAIN}", "TXT")] *= 2
+
+    report = run(records, expect(key))
+
+    assert only(report, "mta_sts").reason == (
+        "2 MTA-STS records at _mta-sts.example.test; RFC 8461 3.1 says senders then apply no policy"
+    )
+    assert only(report, "tls_rpt").reason == (
+        "2 TLS-RPT records at _smtp._tls.example.test; senders then send no reports"
+    )
+
+
 # --- lookups that fail, several domains ----------------------------------------------------
 
 
@@ -644,6 +711,7 @@ def test_expectations_from_a_model_domain() -> None:
     assert got.dkim_public_keys == {"lab2026a": "KEY"}
     assert got.dmarc is not None and got.dmarc.pct == 50
     assert got.require_mta_sts is True
+    assert got.mta_sts == MtaSts(mode="enforce")
     assert got.require_tls_rpt is False
 
 
