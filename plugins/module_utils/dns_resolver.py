@@ -41,3 +41,47 @@ def dnspython_resolve(nameserver: str | None = None, timeout: float = 5.0) -> Re
         return [rdata.to_text() for rdata in answer.rrset]
 
     return resolve
+
+
+def ask_authoritative(
+    nameserver: str, name: str, rdtype: str = "TXT", timeout: float = 5.0
+) -> tuple[list[str], int | None]:
+    """Ask one authoritative server directly, without recursion: (records, TTL served).
+
+    Records as `resolve` returns them; ([], None) when the name or the type does not exist.
+    Raises LookupFailed when the server does not answer, refuses, or is not authoritative;
+    its problem does not repeat the server's address.
+    """
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.query
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+
+    query = dns.message.make_query(name.rstrip(".") + ".", rdtype)
+    query.flags &= ~dns.flags.RD
+    try:
+        response, _used_tcp = dns.query.udp_with_fallback(query, nameserver, timeout=timeout)
+    except dns.exception.Timeout:
+        raise LookupFailed(name, rdtype, f"no answer within {timeout:g} s") from None
+    except (OSError, dns.exception.DNSException) as error:
+        raise LookupFailed(name, rdtype, str(error) or type(error).__name__) from None
+    rcode = response.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return [], None
+    if rcode != dns.rcode.NOERROR:
+        raise LookupFailed(name, rdtype, f"answered {dns.rcode.to_text(rcode)}")
+    if not response.flags & dns.flags.AA:
+        raise LookupFailed(name, rdtype, "answered, but not authoritatively (no such zone)")
+    try:
+        rrset = response.find_rrset(
+            response.answer, query.question[0].name, dns.rdataclass.IN,
+            dns.rdatatype.from_text(rdtype),
+        )  # fmt: skip
+    except KeyError:
+        return [], None
+    if rdtype == "TXT":
+        return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in rrset], rrset.ttl
+    return [rdata.to_text() for rdata in rrset], rrset.ttl
