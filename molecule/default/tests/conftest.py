@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +25,34 @@ SECRETS = INVENTORY / ".secrets"
 def lab_host(name: str) -> Any:
     """A testinfra host for a lab container (bulkmail-<name>)."""
     return testinfra.get_host(f"docker://bulkmail-{name}")
+
+
+def ansible_playbook(
+    playbook: str, *args: str, extra_vars: dict[str, Any] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from this checkout against the lab, as `make converge` runs it.
+
+    The caller holds the lab's lock (the verify run is started under `flock`), so this does
+    not take it again: a second flock on the same file from a child would wait forever.
+    """
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), playbook, *args]
+    if extra_vars is not None:
+        command += ["-e", json.dumps(extra_vars)]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def playbook_failures(stdout: str, context: int = 25) -> str:
+    """The parts of ansible-playbook output that say what failed, each with what follows it."""
+    lines = stdout.splitlines()
+    starts = [
+        i for i, line in enumerate(lines) if line.startswith(("fatal:", "failed:", "[ERROR]"))
+    ]
+    return "\n...\n".join("\n".join(lines[max(0, i - 2) : i + context]) for i in starts)
 
 
 def read_secret(name: str) -> str:
