@@ -12,6 +12,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config impo
     postfix_main_cf,
     postfix_master_services,
     postfix_sender_logins,
+    postfix_verp,
     services_from_data,
     settings_from_data,
     smtp_host,
@@ -67,6 +68,14 @@ def sender_logins(usernames: Any, domains: Any) -> list[dict[str, str]]:
         raise AnsibleFilterError(str(error)) from error
 
 
+def verp(domains: Any) -> dict[str, Any]:
+    """VERP on the return-path domains: a main.cf layer and its two regexp tables."""
+    try:
+        return postfix_verp(domains)
+    except ValueError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
 class FilterModule:
     """Postfix configuration derived from the bulkmail model."""
 
@@ -75,4 +84,5 @@ class FilterModule:
             "postfix_main_cf": main_cf,
             "postfix_master_cf": master_cf,
             "postfix_sender_logins": sender_logins,
+            "postfix_verp": verp,
         }

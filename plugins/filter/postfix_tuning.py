@@ -18,6 +18,7 @@ def tuning(
     providers: Any = None,
     primaries: Any = 1,
     provider_map: Any = None,
+    domains: Any = None,
 ) -> dict[str, Any]:
     """main.cf and master.cf layers derived from bulkmail_volume, pools, relays, providers."""
     if isinstance(primaries, str) and primaries.isdigit():
@@ -32,6 +33,7 @@ def tuning(
             providers=providers,
             primaries=primaries,
             provider_map=provider_map or None,
+            domains=domains,
         ).as_dict()
     except ValueError as error:
         raise AnsibleFilterError(str(error)) from error

@@ -21,6 +21,7 @@ DOMAIN_KEYS = (
     "dmarc",
     "return_path_domain",
     "spf_include",
+    "relays",
     "mta_sts",
     "tls_rpt",
 )
@@ -99,6 +100,8 @@ class Domain:
     return_path_domain: str | None = None
     spf_include: tuple[str, ...] = ()
     mta_sts: MtaSts | None = None
+    # Names of bulkmail_relays, in failover order: this domain's mail goes through them.
+    relays: tuple[str, ...] = ()
     tls_rpt: TlsRpt | None = None
 
     @property
@@ -466,12 +469,22 @@ def parse_domain(raw: Any, path: str) -> Domain:
                 raise ModelError(item_path, f"{include!r} is listed twice; list it once")
             includes.append(include)
 
+    relays: list[str] = []
+    raw_relays = raw.get("relays")
+    if raw_relays is not None:
+        for index, item in enumerate(_str_list(raw_relays, f"{path}.relays")):
+            item_path = _item_path(f"{path}.relays", raw_relays, index)
+            if item in relays:
+                raise ModelError(item_path, f"{item!r} is listed twice; list each relay once")
+            relays.append(item)
+
     return Domain(
         name=name,
         dkim_selectors=tuple(selectors),
         dmarc=dmarc,
         return_path_domain=return_path,
         spf_include=tuple(includes),
+        relays=tuple(relays),
         mta_sts=parse_mta_sts(raw.get("mta_sts"), f"{path}.mta_sts"),
         tls_rpt=parse_tls_rpt(raw.get("tls_rpt"), f"{path}.tls_rpt"),
     )

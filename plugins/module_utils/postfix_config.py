@@ -608,3 +608,60 @@ def postfix_sender_logins(usernames: Iterable[str], domains: Any) -> list[tuple[
         if domain.return_path_domain and domain.return_path_domain != domain.name:
             entries.append((f"@{domain.return_path_domain}", _join(accounts, ",")))
     return entries
+
+
+# ------------------------------------------------------------------------------ VERP
+
+VERP_COMMAND_FILTER = "/etc/postfix/verp_command_filter.regexp"
+RETURN_PATH_MAP = "/etc/postfix/return_path.regexp"
+
+
+def _regexp_domain(name: str) -> str:
+    return name.replace(".", r"\.")
+
+
+def postfix_verp(domains: Any) -> dict[str, Any]:
+    """VERP return paths on each domain's `return_path_domain`, derived from `bulkmail_domains`.
+
+    For a domain with a return-path domain, mail from `news@example.com` leaves with the
+    envelope sender `news+alice=gmail.com@bounces.example.com`: the sender is moved to the
+    return-path domain (`sender_canonical_maps`, envelope only: From stays, DKIM signs it), and
+    `smtpd_command_filter` adds XVERP to its MAIL FROM, so a bounce names the recipient that
+    failed without parsing the DSN. The return-path domain is a subdomain of the From domain,
+    so SPF aligns in DMARC's relaxed mode. Domains without one are left alone.
+
+    Returns the main.cf layer and the tables it names (`{path, lines}`; both empty of rules
+    when no domain has a return-path domain, so the role's files stay in place).
+    """
+    verp = [d for d in parse_domains(domains)
+            if d.return_path_domain and d.return_path_domain != d.name]  # fmt: skip
+    if not verp:
+        return {"main_cf": [], "tables": []}
+    names = "|".join(_regexp_domain(d.name) for d in verp)
+    command_filter = [
+        "# MAIL FROM of a sending domain with a return-path domain gets XVERP (never <>).",
+        # POSIX regular expressions: no \s, and a backslash inside [...] is a literal.
+        rf"/^(MAIL FROM:[[:space:]]*<[^<>@[:space:]]+@({names})>)(.*)$/ $1 XVERP$3",
+    ]
+    return_path = ["# The envelope sender moves to the domain's return-path domain."]
+    return_path += [
+        rf"/^([^@]+)@{_regexp_domain(d.name)}$/ ${{1}}@{d.return_path_domain}" for d in verp
+    ]
+    s = Setting
+    main_cf = [
+        s("smtpd_command_filter", f"regexp:{VERP_COMMAND_FILTER}",
+          f"VERP for {', '.join(d.name for d in verp)}: bounces name the failed recipient"),
+        s("smtpd_authorized_verp_clients", "0.0.0.0/0",
+          "XVERP is added by the command filter, only for our own sending domains"),
+        s("sender_canonical_maps", f"regexp:{RETURN_PATH_MAP}",
+          "the envelope sender moves to the return-path domain, where bounces are taken"),
+        s("sender_canonical_classes", "envelope_sender",
+          "the From header stays: DKIM signs and DMARC aligns on it"),
+    ]  # fmt: skip
+    return {
+        "main_cf": [setting.as_dict() for setting in main_cf],
+        "tables": [
+            {"path": VERP_COMMAND_FILTER, "lines": command_filter},
+            {"path": RETURN_PATH_MAP, "lines": return_path},
+        ],
+    }

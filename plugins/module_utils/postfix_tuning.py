@@ -19,7 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .domain_model import ModelError, _show, parse_ip_pools, raise_collected, validate_domain_name
+from .domain_model import (
+    ModelError,
+    _show,
+    parse_domains,
+    parse_ip_pools,
+    raise_collected,
+    validate_domain_name,
+)
 from .postfix_config import MasterService, Setting
 
 # Postfix's own defaults, kept as floors: the model only ever raises them.
@@ -115,11 +122,14 @@ class Tuning:
     main_cf: tuple[Setting, ...]
     master_cf: tuple[MasterService, ...]
     providers: tuple[Provider, ...] = field(default=())
+    # Files the main.cf layer names: {path, mode, lines} (the relays' routes and secrets).
+    tables: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "main_cf": [setting.as_dict() for setting in self.main_cf],
             "master_cf": [service.as_dict() for service in self.master_cf],
+            "tables": [dict(table) for table in self.tables],
             "provider_suffixes": {
                 p.name: list(p.mx_suffixes) for p in self.providers if p.mx_suffixes
             },
@@ -460,6 +470,74 @@ def provider_map_settings(provider_map: str | None) -> list[Setting]:
     ]  # fmt: skip
 
 
+SENDER_RELAY_MAP = "/etc/postfix/sender_relay"
+RELAY_PASSWORD_MAP = "/etc/postfix/relay_passwd"
+RELAY_TLS_POLICY_MAP = "/etc/postfix/relay_tls_policy"
+
+
+def _nexthop(relay: Relay) -> str:
+    return f"[{relay.host}]:{relay.port}"
+
+
+def relay_routes(
+    domains: Any, relays: Sequence[Relay]
+) -> tuple[list[Setting], list[dict[str, Any]]]:
+    """Sender-dependent relays: each domain's `relays`, in failover order, with their SASL logins.
+
+    The route is a `FILTER relay:<next hops>` action on the sender's domain
+    (`check_sender_access` in `smtpd_data_restrictions`), not `sender_dependent_relayhost_maps`:
+    the provider classifier is a transport map, and a transport map's answer (`google:`) wins
+    over the sender-dependent relayhost (measured in the lab: mail from a relayed domain went
+    straight to Gmail's MX). A FILTER decides the transport and next hop for the whole
+    message, above transport maps. The next hops are a list (Postfix 3.5+ tries them in order:
+    the backup when the first does not answer); the password table is keyed by next hop, so
+    each relay gets its own credentials; the TLS policy makes TLS mandatory towards relays, so
+    no password crosses the network in clear.
+    """
+    if domains is None:
+        return [], []
+    by_name = {relay.name: relay for relay in relays}
+    routes: list[str] = []
+    errors: list[ModelError] = []
+    for index, domain in enumerate(parse_domains(domains)):
+        for position, name in enumerate(domain.relays):
+            if name not in by_name:
+                known = ", ".join(by_name) or "none"
+                errors.append(ModelError(
+                    f"bulkmail_domains[{index}].relays[{position}]",
+                    f"{_show(name)} is not a relay of bulkmail_relays (known: {known})",
+                ))  # fmt: skip
+        if domain.relays and not errors:
+            hops = ", ".join(_nexthop(by_name[name]) for name in domain.relays)
+            routes.append(f"{domain.name} FILTER relay:{hops}")
+    raise_collected(errors)
+    if not routes:
+        return [], []
+    used = sorted({name for d in parse_domains(domains) for name in d.relays})
+    passwords = [f"{_nexthop(by_name[n])} {by_name[n].username}:{by_name[n].password}"
+                 for n in used]  # fmt: skip
+    policies = [f"{_nexthop(by_name[name])} encrypt" for name in used]
+    settings = [
+        _s("smtpd_data_restrictions", f"check_sender_access texthash:{SENDER_RELAY_MAP}",
+           "senders of domains with relays (bulkmail_domains[].relays) leave through them, "
+           "the next relay when the first does not answer"),
+        _s("smtp_sasl_auth_enable", "yes",
+           "log in to the relays; no other receiver is asked (no password for it)"),
+        _s("smtp_sasl_password_maps", f"texthash:{RELAY_PASSWORD_MAP}",
+           "each relay's own credentials (bulkmail_relays, from vault), by next hop"),
+        _s("smtp_sasl_security_options", "noanonymous", "plain-text mechanisms, never anonymous"),
+        _s("smtp_sasl_tls_security_options", "noanonymous", "the same inside TLS"),
+        _s("smtp_tls_policy_maps", f"texthash:{RELAY_TLS_POLICY_MAP}",
+           "TLS is mandatory towards the relays: no password crosses the network in clear"),
+    ]  # fmt: skip
+    tables = [
+        {"path": SENDER_RELAY_MAP, "mode": "0644", "lines": routes},
+        {"path": RELAY_PASSWORD_MAP, "mode": "0600", "lines": passwords, "secret": True},
+        {"path": RELAY_TLS_POLICY_MAP, "mode": "0644", "lines": policies},
+    ]
+    return settings, tables
+
+
 def postfix_tuning(
     volume: Any,
     *,
@@ -468,6 +546,7 @@ def postfix_tuning(
     providers: Any = None,
     primaries: int = 1,
     provider_map: str | None = None,
+    domains: Any = None,
 ) -> Tuning:
     """Derive the tuning layers; every input is checked first, all problems reported at once."""
     errors: list[ModelError] = []
@@ -487,9 +566,11 @@ def postfix_tuning(
         errors.append(ModelError("groups['smtp']", "no primary smtp host shares the volume"))
     raise_collected(errors)
     table: tuple[Provider, ...] = parsed["providers"]
+    relay_settings, tables = relay_routes(domains, parsed["relays"])
     main_cf = (
         volume_settings(parsed["volume"], primaries)
         + provider_settings(table)
         + provider_map_settings(provider_map)
+        + relay_settings
     )
-    return Tuning(tuple(main_cf), tuple(provider_services(table)), table)
+    return Tuning(tuple(main_cf), tuple(provider_services(table)), table, tuple(tables))

@@ -97,6 +97,31 @@ def _behave(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relay(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    from bulkmail_providers.relay import serve_relay
+
+    host, _, port = args.listen.rpartition(":")
+    data_dir = args.data_dir or _config(args).data_dir
+    account = (args.username, args.password_file)
+    asyncio.run(serve_relay(args.name, host or "0.0.0.0", int(port), account, data_dir))
+    return 0
+
+
+def _relay_received(args: argparse.Namespace) -> int:
+    from bulkmail_providers.relay import relay_log
+
+    data_dir = args.data_dir or _config(args).data_dir
+    for record in read_records(relay_log(data_dir, args.name), since=args.since):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
 def _ping(args: argparse.Namespace) -> int:
     """Readiness: the server greets and answers EHLO (the container's HEALTHCHECK)."""
     port = args.port or _config(args).listen_port
@@ -161,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="'configured' drops the override: providers.toml decides again",
     )
     behave.set_defaults(func=_behave)
+
+    relay = commands.add_parser("relay", help="run an emulated smarthost (SMTP AUTH, records)")
+    relay.add_argument("--name", required=True, help="e.g. relay1; records go to relay-NAME.jsonl")
+    relay.add_argument("--listen", default="0.0.0.0:587", help="HOST:PORT (default 0.0.0.0:587)")
+    relay.add_argument("--username", required=True, help="the one account's login")
+    relay.add_argument("--password-file", type=Path, required=True, help="its password")
+    relay.set_defaults(func=_relay)
+
+    relayed = commands.add_parser("relay-received", help="print what a relay accepted")
+    relayed.add_argument("--name", required=True)
+    relayed.add_argument("--since", type=int, default=0, help="skip the first N records")
+    relayed.set_defaults(func=_relay_received)
 
     ping = commands.add_parser("ping", help="exit 0 when the server answers EHLO")
     ping.add_argument("--host", default="127.0.0.1")

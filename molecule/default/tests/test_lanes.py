@@ -94,6 +94,10 @@ def test_transactional_and_bulk_mail_leave_from_their_pools_addresses(
             "pass", "pass", "pass",
         ), record  # fmt: skip
         assert record["helo"] == "mta1.example.test"
+    # VERP on example.test's return-path domain; SPF passes for it and aligns (relaxed)
+    assert tx["mail_from"] == f"app+lane-tx-{tag}=gmail.test@bounces.example.test"
+    assert bulk["mail_from"] == f"news+lane-bulk-{tag}=gmail.test@bounces.example.test"
+    assert bulk["spf"]["domain"] == "bounces.example.test"
 
 
 def test_the_bulk_lane_refuses_clients_outside_the_trusted_networks() -> None:

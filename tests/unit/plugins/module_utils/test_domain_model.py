@@ -161,7 +161,8 @@ def test_duplicate_domains_are_refused() -> None:
 def test_an_unknown_key_names_the_known_ones() -> None:
     assert domain_error(dkim_selector=["s1"]) == (
         "bulkmail_domains[1]: unknown key 'dkim_selector'; known keys are name, "
-        "dkim_selectors, dmarc, return_path_domain, spf_include, mta_sts, tls_rpt (docs/model.md)"
+        "dkim_selectors, dmarc, return_path_domain, spf_include, relays, mta_sts, tls_rpt "
+        "(docs/model.md)"
     )
 
 

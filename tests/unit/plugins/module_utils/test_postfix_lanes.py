@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -9,10 +10,12 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import
     ModelError,
     validate_model,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import postfix_verp
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_lanes import (
     parse_lanes,
     postfix_instances,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_tuning import postfix_tuning
 
 POOLS = {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11", "198.51.100.12"]}
 LANES = {
@@ -173,4 +176,88 @@ def test_an_extra_address_of_two_hosts_is_refused() -> None:
         )
     assert str(error.value).startswith(
         "hostvars['smtp2'].bulkmail_extra_ipv4: 198.51.100.11 is also a public address of smtp1"
+    )
+
+
+# --- VERP on the return-path domains -------------------------------------------------------
+
+DOMAINS = [
+    {"name": "example.test", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"},
+     "return_path_domain": "bounces.example.test"},
+    {"name": "shop.test", "dkim_selectors": ["s1"], "dmarc": {"policy": "reject"}},
+]  # fmt: skip
+
+
+def test_verp_only_for_domains_with_a_return_path_domain() -> None:
+    verp = postfix_verp(DOMAINS)
+    settings = {s["name"]: s["value"] for s in verp["main_cf"]}
+    assert settings["sender_canonical_classes"] == "envelope_sender"
+    command_filter, return_path = (table["lines"] for table in verp["tables"])
+    (rule,) = [line for line in command_filter if not line.startswith("#")]
+    pattern, _, replacement = rule.partition("/ ")
+    posix = pattern.strip("/").replace("[:space:]", " \\t")  # Python's re has no [:space:]
+    regex = re.compile(posix, re.IGNORECASE)
+    match = regex.match("MAIL FROM:<news@example.test> SIZE=2048")
+    assert match is not None
+    assert match.expand(replacement.replace("$", "\\")) == (
+        "MAIL FROM:<news@example.test> XVERP SIZE=2048"
+    )
+    assert regex.match("mail FROM:<sales@example.test>")  # an "s" in the local part too
+    assert regex.match("MAIL FROM:<news@shop.test>") is None
+    assert regex.match("MAIL FROM:<>") is None  # bounces carry no XVERP
+    assert [line for line in return_path if not line.startswith("#")] == [
+        r"/^([^@]+)@example\.test$/ ${1}@bounces.example.test"
+    ]
+
+
+def test_no_return_path_domain_no_verp() -> None:
+    assert postfix_verp(DOMAINS[1:]) == {"main_cf": [], "tables": []}
+
+
+# --- external relays per sender domain, with failover --------------------------------------
+
+RELAYS = {
+    "ses": {"host": "email-smtp.eu-west-1.amazonaws.com", "username": "AKIA", "password": "s3"},
+    "mailgun": {"host": "smtp.mailgun.org", "port": 2525, "username": "mg", "password": "p4"},
+}
+VOLUME = {"messages_per_day": 20000, "peak_per_hour": 5000}
+
+
+def test_a_domain_with_relays_leaves_through_them_in_order_with_their_own_logins() -> None:
+    domains = [DOMAINS[0], DOMAINS[1] | {"relays": ["ses", "mailgun"]}]
+    tuning = postfix_tuning(VOLUME, ip_pools=POOLS, relays=RELAYS, domains=domains).as_dict()
+    settings = {s["name"]: s["value"] for s in tuning["main_cf"]}
+    assert settings["smtpd_data_restrictions"] == (
+        "check_sender_access texthash:/etc/postfix/sender_relay"
+    )
+    assert settings["smtp_sasl_auth_enable"] == "yes"
+    tables = {table["path"]: table for table in tuning["tables"]}
+    assert tables["/etc/postfix/sender_relay"]["lines"] == [
+        "shop.test FILTER relay:[email-smtp.eu-west-1.amazonaws.com]:587, [smtp.mailgun.org]:2525"
+    ]
+    secrets = tables["/etc/postfix/relay_passwd"]
+    assert secrets["mode"] == "0600" and secrets["secret"] is True
+    assert secrets["lines"] == [
+        "[smtp.mailgun.org]:2525 mg:p4",
+        "[email-smtp.eu-west-1.amazonaws.com]:587 AKIA:s3",
+    ]
+    assert tables["/etc/postfix/relay_tls_policy"]["lines"] == [
+        "[smtp.mailgun.org]:2525 encrypt",
+        "[email-smtp.eu-west-1.amazonaws.com]:587 encrypt",
+    ]
+
+
+def test_no_relayed_domain_no_relay_settings() -> None:
+    tuning = postfix_tuning(VOLUME, ip_pools=POOLS, relays=RELAYS, domains=DOMAINS).as_dict()
+    assert tuning["tables"] == []
+    assert not any(s["name"].startswith("smtp_sasl") for s in tuning["main_cf"])
+
+
+def test_an_unknown_relay_names_the_domain_field() -> None:
+    domains = [DOMAINS[1] | {"relays": ["ses", "sendgrid"]}]
+    with pytest.raises(ModelError) as error:
+        postfix_tuning(VOLUME, ip_pools=POOLS, relays=RELAYS, domains=domains)
+    assert str(error.value) == (
+        "bulkmail_domains[0].relays[1]: 'sendgrid' is not a relay of bulkmail_relays "
+        "(known: ses, mailgun)"
     )
