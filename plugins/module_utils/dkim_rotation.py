@@ -255,7 +255,7 @@ class PublicationRun:
     withdrawn: list[str]  # owners no longer in the model: their records were deleted
     missing: list[str]  # owners not served by every name server in time, and why
     before: str  # the records as text, for diff
-    after: str
+    after: str  # in check mode, with a line for each record that waits to be served
 
     @property
     def changed(self) -> bool:
@@ -328,13 +328,20 @@ def record_publications(
             write_publication(store, domain, selector, publication)
         published.setdefault(domain, {})[selector] = publication
         recorded.append(f"{selector}{DOMAINKEY}{domain}")
+    waiting = [key for key in wanted if key in served.missing]
+    after = _records_text(published)
+    if check_mode:  # what a real run would add once the dns tier has published
+        after += "".join(
+            f"{selector}{DOMAINKEY}{domain} published_at=<once every name server serves it>\n"
+            for domain, selector in waiting
+        )
     return PublicationRun(
         published=published,
         recorded=recorded,
         withdrawn=withdrawn,
-        missing=[served.missing[key] for key in wanted if key in served.missing],
+        missing=[served.missing[key] for key in waiting],
         before=_records_text(before),
-        after=_records_text(published),
+        after=after,
     )
 
 

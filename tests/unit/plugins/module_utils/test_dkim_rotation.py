@@ -387,6 +387,10 @@ def test_check_mode_does_not_wait_for_a_record_not_served_yet(tmp_path: Path) ->
         "s2026a._domainkey.example.com: 10.25.0.53: no TXT record; 10.25.0.54: no TXT record"
     ]
     assert not (tmp_path / "example.com").exists()
+    assert (run.before, run.after) == (
+        "",
+        "s2026a._domainkey.example.com published_at=<once every name server serves it>\n",
+    )
 
 
 def test_a_selector_without_its_public_key_is_named(tmp_path: Path) -> None:
