@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-CAMPAIGN = int(os.environ.get("BENCH_CAMPAIGN", "1500"))  # messages, a third per provider
+CAMPAIGN = int(os.environ.get("BENCH_CAMPAIGN", "3000"))  # messages, a third per provider
 TX_MESSAGES = int(os.environ.get("BENCH_TX", "50"))
 TX_INTERVAL = float(os.environ.get("BENCH_TX_INTERVAL", "0.2"))  # seconds between submissions
 TX_WAIT = float(os.environ.get("BENCH_TX_WAIT", "60"))  # after the last submission
@@ -187,7 +187,7 @@ def measure(name: str, campaign_target: str, tx_target: str) -> tuple[int, float
         behave(DEFER, "configured")
 
 
-def fast_rate(name: str, domains: Sequence[str], timeout: float = 300) -> float:
+def fast_rate(name: str, domains: Sequence[str], timeout: float = 150) -> float:
     """Seconds for the stack's bulk lane to deliver the campaign's fast-provider third."""
     tag = uuid.uuid4().hex[:8]
     start = received_count()
@@ -198,7 +198,7 @@ def fast_rate(name: str, domains: Sequence[str], timeout: float = 300) -> float:
         began = time.monotonic()
         campaign(STACK_BULK, domains, tag)
         seconds = time.monotonic() - began
-        seconds += fast_share_done(start, tag, CAMPAIGN // 3, timeout)
+        seconds += fast_share_done(start, tag, CAMPAIGN // 3, timeout)  # inf: not within timeout
         print(f"bench-isolation: {name}: {CAMPAIGN // 3} to {FAST} in {seconds:.1f} s",
               file=sys.stderr)  # fmt: skip
         return (CAMPAIGN // 3) / seconds
@@ -242,7 +242,7 @@ def main() -> int:
     print(f"baseline_tx_p99_s: {show(base[1])}")
     print(f"bulk_fast_alone_msgs_per_s: {alone:.1f}")
     print(f"bulk_fast_mixed_msgs_per_s: {mixed:.1f}")
-    print(f"bulk_fast_mixed_vs_alone: {mixed / alone:.2f}")
+    print(f"bulk_fast_mixed_vs_alone: {mixed / alone:.2f}")  # 0.00: not all within 150 s
     print(f"campaign_messages: {CAMPAIGN}")
     print(f"active_limit: {ACTIVE_LIMIT}")
     print(f"tx_wait_s: {TX_WAIT:g}")
