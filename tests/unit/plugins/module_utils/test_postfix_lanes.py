@@ -41,10 +41,11 @@ def main_cf(instance: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["value"] for s in instance["main_cf"]}
 
 
-def instances(host: dict[str, Any] = SMTP1, lanes: Any = LANES, **kw: Any) -> list[dict[str, Any]]:
+def instances(host: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, Any]]:
+    lanes = kw.pop("lanes", LANES)
     kw.setdefault("graveyards", [SMTP2])
     kw.setdefault("primaries", [SMTP1])
-    return postfix_instances(host, lanes=lanes, ip_pools=POOLS, **kw)
+    return postfix_instances(host or SMTP1, lanes=lanes, ip_pools=POOLS, **kw)
 
 
 def test_each_lane_is_an_instance_with_its_own_queue_and_source_address() -> None:
@@ -194,7 +195,7 @@ def test_verp_only_for_domains_with_a_return_path_domain() -> None:
     assert settings["sender_canonical_classes"] == "envelope_sender"
     command_filter, return_path = (table["lines"] for table in verp["tables"])
     (rule,) = [line for line in command_filter if not line.startswith("#")]
-    pattern, _, replacement = rule.partition("/ ")
+    pattern, _slash, replacement = rule.partition("/ ")
     posix = pattern.strip("/").replace("[:space:]", " \\t")  # Python's re has no [:space:]
     regex = re.compile(posix, re.IGNORECASE)
     match = regex.match("MAIL FROM:<news@example.test> SIZE=2048")
