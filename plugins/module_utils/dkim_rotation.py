@@ -394,9 +394,14 @@ def parse_signing_table(text: str) -> dict[str, str]:
 
 
 def decode_tables(slurped: Mapping[str, Any]) -> dict[str, str | None]:
-    """{host: signing table text} from {host: slurp's base64 content, None without a table}."""
+    """{host: signing table text} from {host: slurp's base64 content, None without a table}.
+
+    A value may also be slurp's whole result: its `content`, or None when it has none (the
+    read failed because the host has no table yet: a fresh host signs nothing).
+    """
     tables: dict[str, str | None] = {}
-    for host, content in slurped.items():
+    for host, value in slurped.items():
+        content = value.get("content") if isinstance(value, Mapping) else value
         if content is None:
             tables[str(host)] = None
             continue

@@ -33,8 +33,8 @@ options:
   signing_tables:
     description:
       - "OpenDKIM's SigningTable on every smtp host, C({host: content}), the content base64 as
-        M(ansible.builtin.slurp) returns it; C(null) for a host without one, which signs
-        nothing."
+        M(ansible.builtin.slurp) returns it, or slurp's whole result; C(null) or a result
+        without content for a host without one, which signs nothing."
     type: dict
     required: true
   min_publish_seconds:
@@ -75,8 +75,7 @@ EXAMPLES = r"""
     domains: "{{ bulkmail_domains }}"
     signing_tables: >-
       {{ dict(ansible_play_hosts | zip(ansible_play_hosts
-              | map('extract', hostvars, 'signing_table')
-              | map(attribute='content', default=none))) }}
+              | map('extract', hostvars, 'signing_table'))) }}
   delegate_to: localhost
   run_once: true
   become: false

@@ -1,4 +1,5 @@
-"""An SPF include chain past 10 DNS lookups, published in the lab's DNS, fails the checker.
+"""An SPF include chain past 10 DNS lookups, and a PTR that does not forward-confirm, both
+published in the lab's DNS, fail the checker with their reasons.
 
 The throwaway domain spfchain.test is served for the length of the test the way the lab
 serves any zone that is not a sending domain: as one more of the dns tier's
@@ -6,6 +7,9 @@ serves any zone that is not a sending domain: as one more of the dns tier's
 Its SPF record includes three services whose own records include further ones: 12 lookups
 counting the nested ones, which receivers answer with permerror. Afterwards the dns tier is
 converged with the inventory's zones again, which removes the zone from both name servers.
+The same converge serves a throwaway reverse zone in which an address (documentation range
+203.0.113.0/24; only DNS data, no traffic) has a PTR to mta1.example.test, whose A records
+do not include it: what an operator sees after renumbering without updating the PTR.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ SPF = {
     "_b.help": "v=spf1 ip4:203.0.113.0/28 a -all",  # 1
 }
 LOOKUPS = 12
+STRAY_IP = "203.0.113.7"
+REVERSE_ZONE = "113.0.203.in-addr.arpa"
 
 
 def lab_extra_zones() -> list[dict[str, Any]]:
@@ -64,14 +70,22 @@ def converge_dns(extra_zones: list[dict[str, Any]] | None) -> None:
     assert run.returncode == 0, playbook_failures(run.stdout) or run.stdout[-4000:] + run.stderr
 
 
-@pytest.fixture
+def stray_reverse_zone() -> dict[str, Any]:
+    return {
+        "name": REVERSE_ZONE,
+        "records": [{"name": "7", "type": "PTR", "value": "mta1.example.test."}],
+    }
+
+
+@pytest.fixture(scope="module")
 def spf_chain() -> Iterator[str]:
-    converge_dns([*lab_extra_zones(), chain_zone()])
+    converge_dns([*lab_extra_zones(), chain_zone(), stray_reverse_zone()])
     try:
         yield ZONE
     finally:
         converge_dns(None)
-        assert [ns for ns in NAMESERVERS if serves(ns, ZONE)] == [], f"{ZONE} is still served"
+        for zone in (ZONE, REVERSE_ZONE):
+            assert [ns for ns in NAMESERVERS if serves(ns, zone)] == [], f"{zone} still served"
 
 
 def serves(nameserver: str, zone: str) -> bool:
@@ -81,10 +95,10 @@ def serves(nameserver: str, zone: str) -> bool:
         return False
 
 
-def check_dns(domain: str) -> tuple[int, dict[str, dict[str, Any]]]:
+def check_dns(domain: str, pool_ip: str = POOL_IP) -> tuple[int, dict[str, dict[str, Any]]]:
     run = subprocess.run(
         [str(REPO / ".venv" / "bin" / "bulkmail"), "check-dns", "--json", "--nameserver",
-         NAMESERVERS[0], "--pool-ip", POOL_IP, domain],
+         NAMESERVERS[0], "--pool-ip", pool_ip, domain],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     report = json.loads(run.stdout)
@@ -119,3 +133,16 @@ def test_an_include_chain_past_ten_lookups_fails_with_the_count_and_a_fix(
         "Replace includes with the ip4: ranges they stand for, or drop includes of services "
         "you no longer send through, until 10 or fewer remain."
     )
+
+
+def test_a_ptr_that_does_not_forward_confirm_fails_with_both_names(spf_chain: str) -> None:
+    del spf_chain  # the fixture serves the stray reverse zone too
+    code, checks = check_dns("example.test", pool_ip=STRAY_IP)
+    assert code == 1
+    ptr = checks[f"ptr.{STRAY_IP}"]
+    assert ptr["status"] == "fail"
+    assert ptr["reason"].startswith(
+        f"{STRAY_IP} has PTR mta1.example.test, but mta1.example.test resolves to "
+    )
+    assert f"not {STRAY_IP}: the reverse DNS is not forward-confirmed" in ptr["reason"]
+    assert ptr["fix"].startswith(f"Set the A record of mta1.example.test to {STRAY_IP}")

@@ -82,6 +82,18 @@ def test_slurped_tables_are_decoded_and_a_missing_one_is_none() -> None:
     }
 
 
+def test_whole_slurp_results_are_read_and_a_failed_read_is_a_host_without_a_table() -> None:
+    content = "KkBleGFtcGxlLmNvbSBzMi5fZG9tYWlua2V5LmV4YW1wbGUuY29tCg=="
+    slurped = {
+        "smtp1": {"content": content, "encoding": "base64", "changed": False},
+        "smtp2": {"failed": False, "msg": "file not found: /etc/opendkim/SigningTable"},
+    }
+    assert decode_tables(slurped) == {
+        "smtp1": "*@example.com s2._domainkey.example.com\n",
+        "smtp2": None,
+    }
+
+
 def test_a_table_that_is_not_base64_is_named() -> None:
     with pytest.raises(ModelError) as error:
         decode_tables({"smtp1": "*@example.com s2"})
