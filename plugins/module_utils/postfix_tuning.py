@@ -499,7 +499,8 @@ def relay_routes(
     by_name = {relay.name: relay for relay in relays}
     routes: list[str] = []
     errors: list[ModelError] = []
-    for index, domain in enumerate(parse_domains(domains)):
+    parsed = parse_domains(domains)
+    for index, domain in enumerate(parsed):
         for position, name in enumerate(domain.relays):
             if name not in by_name:
                 known = ", ".join(by_name) or "none"
@@ -513,7 +514,7 @@ def relay_routes(
     raise_collected(errors)
     if not routes:
         return [], []
-    used = sorted({name for d in parse_domains(domains) for name in d.relays})
+    used = sorted({name for d in parsed for name in d.relays})
     passwords = [f"{_nexthop(by_name[n])} {by_name[n].username}:{by_name[n].password}"
                  for n in used]  # fmt: skip
     policies = [f"{_nexthop(by_name[name])} encrypt" for name in used]
