@@ -34,6 +34,8 @@ def instances(
     graveyards: Any = None,
     primaries: Any = None,
     active_limit: Any = 20000,
+    providers: Any = None,
+    provider_map_socket: Any = "inet:127.0.0.1:10028",
 ) -> list[dict[str, Any]]:
     """The Postfix instances of one smtp host: its lanes, or the graveyard's single one."""
     try:
@@ -44,6 +46,8 @@ def instances(
             graveyards=_plain_hosts(graveyards),
             primaries=_plain_hosts(primaries),
             active_limit=int(active_limit),
+            providers=list(providers or []),
+            provider_map_socket=str(provider_map_socket),
         )
     except ValueError as error:
         raise AnsibleFilterError(str(error)) from error

@@ -10,6 +10,13 @@ A lane with `fallback: true` hands what its first delivery attempt could not del
 `smtp_fallback` ("graveyard") hosts (`smtp_fallback_relay`): the primary's queue holds only
 fresh mail, and the retries live on hosts tuned for them (long backoff, a large active queue).
 
+A lane with `per_provider: true` splits once more, by provider: its instance becomes the
+lane's intake (it signs and routes), and each provider of the tuning model's table gets an
+instance of its own (`postfix-<lane>-<provider>`, fed on 127.0.0.1, `port` + 1 + its index),
+which the intake hands the provider's mail to (`handoff`, routed by the provider classifier's
+`lane-<lane>` map). A provider that tarpits fills only its own instance's active queue; the
+other providers' mail of the same campaign keeps flowing.
+
 Why instances and not transports or fallback relays alone (roles/postfix/README.md has the
 measurements): the queue manager's active queue is shared by every transport of an instance;
 once a campaign fills it (`qmgr_message_active_limit`), new mail waits in the incoming queue,
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .domain_model import (
@@ -36,7 +43,7 @@ from .domain_model import (
 from .postfix_config import MasterService, Setting
 
 TRANSACTIONAL = "transactional"
-LANE_KEYS = ("pool", "port", "fallback")
+LANE_KEYS = ("pool", "port", "fallback", "per_provider")
 RESERVED_PORTS = frozenset({25, 465, 587})
 _LANE_NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 # The graveyard's retry schedule: Postfix's minimal backoff (300 s) would hammer a provider
@@ -46,6 +53,9 @@ GRAVEYARD_MAX_BACKOFF = "4h"
 GRAVEYARD_QUEUE_RUN = "5m"
 # The graveyard holds the deferred mail of every primary: this many times a primary's queue.
 GRAVEYARD_ACTIVE_FACTOR = 4
+# The transport an intake hands a provider's mail to its provider instance with.
+HANDOFF = "handoff"
+HANDOFF_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -56,15 +66,36 @@ class Lane:
     pool: str
     port: int | None = None
     fallback: bool = False
+    per_provider: bool = False
+    # Set on a provider instance of a per_provider lane: the provider it delivers to.
+    provider: str | None = None
 
     @property
     def instance(self) -> str:
         """The Postfix instance name (`-` is the default instance, as systemd's postfix@-)."""
-        return "-" if self.name == TRANSACTIONAL else f"postfix-{self.name}"
+        return "-" if self.name == TRANSACTIONAL else f"postfix{self.suffix}"
 
     @property
     def suffix(self) -> str:
-        return "" if self.name == TRANSACTIONAL else f"-{self.name}"
+        if self.name == TRANSACTIONAL:
+            return ""
+        return f"-{self.name}" + (f"-{self.provider}" if self.provider else "")
+
+    @property
+    def route_map(self) -> str:
+        """The provider classifier's map that routes this lane's mail to its providers."""
+        return f"lane-{self.name}"
+
+    def ports(self, providers: Sequence[str]) -> range:
+        """The ports the lane takes: its own, then one per provider instance."""
+        if self.port is None:
+            return range(0)
+        return range(self.port, self.port + 1 + (len(providers) if self.per_provider else 0))
+
+    def for_provider(self, provider: str, index: int) -> Lane:
+        """The lane's instance for one provider, fed on its own loopback port."""
+        assert self.port is not None
+        return Lane(self.name, self.pool, self.port + 1 + index, self.fallback, False, provider)
 
     @property
     def config_directory(self) -> str:
@@ -117,16 +148,30 @@ def _lane(name: Any, settings: Any, path: str, pools: Mapping[str, Sequence[str]
             f"{where}.pool",
             f"{_show(pool)} is not a pool of bulkmail_ip_pools ({', '.join(pools)})",
         )
-    fallback = settings.get("fallback", False)
-    if not isinstance(fallback, bool):
-        raise ModelError(f"{where}.fallback", f"{_show(fallback)} is not true or false")
-    return Lane(name, pool, _lane_port(name, settings.get("port"), where), fallback)
+    flags = {}
+    for key in ("fallback", "per_provider"):
+        flags[key] = settings.get(key, False)
+        if not isinstance(flags[key], bool):
+            raise ModelError(f"{where}.{key}", f"{_show(flags[key])} is not true or false")
+    if flags["per_provider"] and name == TRANSACTIONAL:
+        raise ModelError(
+            f"{where}.per_provider",
+            "the transactional lane is one instance; split a bulk lane by provider instead",
+        )
+    port = _lane_port(name, settings.get("port"), where)
+    return Lane(name, pool, port, flags["fallback"], flags["per_provider"])
 
 
 def parse_lanes(
-    raw: Any, pools: Mapping[str, Sequence[str]], path: str = "bulkmail_lanes"
+    raw: Any,
+    pools: Mapping[str, Sequence[str]],
+    path: str = "bulkmail_lanes",
+    providers: Sequence[str] = (),
 ) -> tuple[Lane, ...]:
-    """Parse `bulkmail_lanes`; empty means one lane, the default instance, as before lanes."""
+    """Parse `bulkmail_lanes`; empty means one lane, the default instance, as before lanes.
+
+    `providers` (the tuning model's provider names) size the port ranges of per_provider lanes.
+    """
     if raw is None or raw == {}:
         return ()
     if not isinstance(raw, Mapping):
@@ -142,11 +187,28 @@ def parse_lanes(
     for name, settings in raw.items():
         try:
             lane = _lane(name, settings, path, pools)
-            other = next((o for o in lanes if lane.port and o.port == lane.port), None)
-            if other is not None:
+            taken = lane.ports(providers)
+            if taken and taken[-1] > 65535:
                 raise ModelError(
-                    f"{path}.{name}.port", f"{lane.port} is also the port of lane {other.name}"
+                    f"{path}.{name}.port",
+                    f"{lane.port} + {len(taken) - 1} provider instances passes 65535; lower it",
                 )
+            reserved = set(taken[1:]) & RESERVED_PORTS
+            if reserved:
+                raise ModelError(
+                    f"{path}.{name}.port",
+                    f"its provider instances would take {min(reserved)}, the transactional "
+                    f"lane's; choose another, e.g. 2525",
+                )
+            for other in lanes:
+                shared = set(taken) & set(other.ports(providers))
+                if shared:
+                    raise ModelError(
+                        f"{path}.{name}.port",
+                        f"{min(shared)} is also a port of lane {other.name} (a per_provider "
+                        f"lane takes its port and one more per provider, "
+                        f"{len(providers)} here)",
+                    )
             lanes.append(lane)
         except ModelError as error:
             errors.append(error)
@@ -184,10 +246,15 @@ class Instance:
     lane: Lane
     main_cf: tuple[Setting, ...]
     master_cf: tuple[tuple[MasterService, bool], ...]
+    # A per_provider lane's intake: provider -> the route to its instance (the classifier's
+    # `lane-<lane>` map).
+    routes: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "lane": self.lane.name,
+            "provider": self.lane.provider,
+            "route_map": {self.lane.route_map: dict(self.routes)} if self.routes else {},
             "instance": self.lane.instance,
             "config_directory": self.lane.config_directory,
             "queue_directory": self.lane.queue_directory,
@@ -213,11 +280,96 @@ def _fallback_settings(lane: Lane, graveyards: Sequence[Host]) -> list[Setting]:
     ]  # fmt: skip
 
 
+def _lane_instance_settings(lane: Lane) -> list[Setting]:
+    """main.cf of a lane's own instance (not the default one): its name, queue, directories."""
+    return [
+        _s("multi_instance_name", lane.instance, f"lane {lane.name}'s own instance"),
+        _s("multi_instance_enable", "yes", "postmulti starts it with the default one"),
+        _s("syslog_name", lane.instance, "log lines name the lane"),
+        _s("queue_directory", lane.queue_directory,
+           "its own queue: a full bulk queue never holds transactional mail back"),
+        _s("data_directory", lane.data_directory, "its own caches and locks"),
+        _s("smtpd_sasl_auth_enable", "no",
+           "fed by the trusted networks only; applications log in on 587"),
+    ]  # fmt: skip
+
+
+def _own_listener(listen: str, reason: str, *options: Setting) -> list[tuple[MasterService, bool]]:
+    """master.cf of a lane instance: not the default instance's 25 and 587, its own port."""
+    return [
+        (MasterService("smtp", "inet", "smtpd", "the transactional lane's port 25",
+                       private="n", chroot="y"), False),
+        (MasterService("submission", "inet", "smtpd", "the transactional lane's 587",
+                       private="n", chroot="y"), False),
+        (MasterService(listen, "inet", "smtpd", reason, private="n", chroot="y",
+                       options=(Setting("smtpd_client_restrictions", "permit_mynetworks,reject",
+                                        "only bulkmail_trusted_networks (and loopback) feed "
+                                        "this lane"), *options)), True),
+    ]  # fmt: skip
+
+
+def _intake_routing(
+    lane: Lane, providers: Sequence[str], socket: str
+) -> tuple[list[Setting], list[tuple[MasterService, bool]], dict[str, str]]:
+    """A per_provider lane's intake: route each provider's mail to the provider's instance."""
+    routes = {
+        provider: f"{HANDOFF}:[{HANDOFF_HOST}]:{lane.for_provider(provider, i).port}"
+        for i, provider in enumerate(providers)
+    }
+    main_cf = [
+        _s("transport_maps", f"socketmap:{socket}:{lane.route_map}",
+           f"the intake only routes: each provider's mail (by the recipient domain's MX) to "
+           f"that provider's instance of lane {lane.name}, so a slow one fills only its own "
+           f"queue"),
+    ]  # fmt: skip
+    handoff = MasterService(
+        HANDOFF, "unix", "smtp",
+        f"hands lane {lane.name}'s mail to its provider instances on this host's loopback",
+        chroot="y",
+        options=(
+            Setting("syslog_name", f"{lane.instance}/{HANDOFF}", "log lines name the handoff"),
+            Setting("smtp_bind_address", "",
+                    "the handoff stays on this host: no public source address"),
+            Setting("smtp_fallback_relay", "",
+                    "a provider instance that is down keeps its mail here, not the graveyard"),
+            Setting("smtp_tls_security_level", "none", "loopback: nothing to encrypt"),
+        ),
+    )  # fmt: skip
+    return main_cf, [(handoff, True)], routes
+
+
+def _provider_instance(
+    lane: Lane, provider: str, index: int, address: str, graveyards: Sequence[Host]
+) -> Instance:
+    """One provider's instance of a per_provider lane: fed by the intake, signs nothing."""
+    sub = lane.for_provider(provider, index)
+    main_cf = [
+        _s("smtp_bind_address", address,
+           f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
+           f"covered by SPF and PTR"),
+        *_lane_instance_settings(sub),
+        _s("smtpd_milters", "", "the intake signed the mail; no second signature"),
+        _s("non_smtpd_milters", "", "nothing is submitted here directly"),
+        _s("smtpd_command_filter", "",
+           "the intake's delivery already gave each recipient its own VERP return path"),
+        _s("sender_canonical_maps", "", "the intake already rewrote the return path"),
+        _s("smtpd_data_restrictions", "", "the intake already routed the relayed senders"),
+    ]  # fmt: skip
+    main_cf += _fallback_settings(lane, graveyards)
+    master_cf = _own_listener(
+        f"{HANDOFF_HOST}:{sub.port}",
+        f"lane {lane.name}'s mail for {provider} arrives here from the lane's intake",
+    )
+    return Instance(sub, tuple(main_cf), tuple(master_cf))
+
+
 def primary_instances(
     host: Host,
     lanes: Sequence[Lane],
     pools: Mapping[str, Sequence[str]],
     graveyards: Sequence[Host] = (),
+    providers: Sequence[str] = (),
+    provider_map_socket: str = "inet:127.0.0.1:10028",
 ) -> tuple[Instance, ...]:
     """The instances of a primary smtp host, the default (transactional) one first."""
     if not lanes:
@@ -229,7 +381,20 @@ def primary_instances(
             "true, but the smtp_fallback group has no host to fall back to; add one or set "
             "fallback: false",
         )
+    split = next((lane for lane in lanes if lane.per_provider), None)
+    if split is not None and not providers:
+        raise ModelError(
+            f"bulkmail_lanes.{split.name}.per_provider",
+            "true, but the tuning model has no providers to split by",
+        )
     others = [lane for lane in lanes if lane.name != TRANSACTIONAL]
+    directories = [
+        d
+        for lane in others
+        for d in [lane.config_directory]
+        + ([lane.for_provider(p, i).config_directory for i, p in enumerate(providers)]
+           if lane.per_provider else [])
+    ]  # fmt: skip
     instances = []
     for lane in lanes:
         address = lane_address(host, lane, pools)
@@ -239,46 +404,36 @@ def primary_instances(
                f"covered by SPF and PTR"),
         ]  # fmt: skip
         master_cf: list[tuple[MasterService, bool]] = []
+        routes: dict[str, str] = {}
         if lane.name == TRANSACTIONAL:
             if others:
                 main_cf += [
                     _s("multi_instance_wrapper", "${command_directory}/postmulti -p --",
                        "postfix start/stop/reload act on every lane's instance"),
                     _s("multi_instance_enable", "yes", "the default instance is a lane too"),
-                    _s("multi_instance_directories",
-                       " ".join(other.config_directory for other in others),
+                    _s("multi_instance_directories", " ".join(directories),
                        "the other lanes' instances, each with its own queue"),
                 ]  # fmt: skip
         else:
-            main_cf += [
-                _s("multi_instance_name", lane.instance, f"lane {lane.name}'s own instance"),
-                _s("multi_instance_enable", "yes", "postmulti starts it with the default one"),
-                _s("syslog_name", lane.instance, "log lines name the lane"),
-                _s("queue_directory", lane.queue_directory,
-                   "its own queue: a full bulk queue never holds transactional mail back"),
-                _s("data_directory", lane.data_directory, "its own caches and locks"),
-                _s("smtpd_sasl_auth_enable", "no",
-                   "fed by the trusted networks only; applications log in on 587"),
-            ]  # fmt: skip
-            listen = f"{host.internal_ipv4 or '127.0.0.1'}:{lane.port}"
-            master_cf += [
-                (MasterService("smtp", "inet", "smtpd", "the transactional lane's port 25",
-                               private="n", chroot="y"), False),
-                (MasterService("submission", "inet", "smtpd", "the transactional lane's 587",
-                               private="n", chroot="y"), False),
-                (MasterService(
-                    listen, "inet", "smtpd",
-                    f"lane {lane.name} is fed here, on the internal address, by the trusted "
-                    f"networks only", private="n", chroot="y",
-                    options=(
-                        Setting("smtpd_client_restrictions", "permit_mynetworks,reject",
-                                "only bulkmail_trusted_networks (and loopback) feed this lane"),
-                        Setting("milter_macro_daemon_name", "ORIGINATING",
-                                "the signer sees this mail as outgoing"),
-                    )), True),
-            ]  # fmt: skip
+            main_cf += _lane_instance_settings(lane)
+            master_cf += _own_listener(
+                f"{host.internal_ipv4 or '127.0.0.1'}:{lane.port}",
+                f"lane {lane.name} is fed here, on the internal address, by the trusted "
+                f"networks only",
+                Setting("milter_macro_daemon_name", "ORIGINATING",
+                        "the signer sees this mail as outgoing"),
+            )  # fmt: skip
+            if lane.per_provider:
+                routing, handoff, routes = _intake_routing(lane, providers, provider_map_socket)
+                main_cf += routing
+                master_cf += handoff
         main_cf += _fallback_settings(lane, graveyards)
-        instances.append(Instance(lane, tuple(main_cf), tuple(master_cf)))
+        instances.append(Instance(lane, tuple(main_cf), tuple(master_cf), routes))
+        if lane.per_provider:
+            instances += [
+                _provider_instance(lane, provider, index, address, graveyards)
+                for index, provider in enumerate(providers)
+            ]
     return tuple(instances)
 
 
@@ -310,6 +465,8 @@ def postfix_instances(
     graveyards: Sequence[Any] = (),
     primaries: Sequence[Any] = (),
     active_limit: int = 20000,
+    providers: Sequence[str] = (),
+    provider_map_socket: str = "inet:127.0.0.1:10028",
 ) -> list[dict[str, Any]]:
     """Plain-data instances for one smtp host (what the postfix role loops over).
 
@@ -317,7 +474,8 @@ def postfix_instances(
     a primary gets one per lane; without lanes, one default instance with no extra layer.
     """
     pools = parse_ip_pools(ip_pools)
-    parsed_lanes = parse_lanes(lanes, pools)
+    names = [str(p) for p in providers]
+    parsed_lanes = parse_lanes(lanes, pools, providers=names)
     me = parse_host(host, group="smtp")
     yards = tuple(parse_host(h, i, group="smtp_fallback") for i, h in enumerate(graveyards))
     if me.inventory_name in {h.inventory_name for h in yards}:
@@ -325,7 +483,7 @@ def postfix_instances(
         lane = Lane(TRANSACTIONAL, "")
         layer = graveyard_settings(firsts, active_limit)
         return [Instance(lane, tuple(layer), ()).as_dict() | {"graveyard": True}]
-    instances = primary_instances(me, parsed_lanes, pools, yards)
+    instances = primary_instances(me, parsed_lanes, pools, yards, names, provider_map_socket)
     if not instances:
         return [Instance(Lane(TRANSACTIONAL, ""), (), ()).as_dict() | {"graveyard": False}]
     return [instance.as_dict() | {"graveyard": False} for instance in instances]

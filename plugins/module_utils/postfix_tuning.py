@@ -130,6 +130,7 @@ class Tuning:
             "main_cf": [setting.as_dict() for setting in self.main_cf],
             "master_cf": [service.as_dict() for service in self.master_cf],
             "tables": [dict(table) for table in self.tables],
+            "providers": [p.name for p in self.providers],
             "provider_suffixes": {
                 p.name: list(p.mx_suffixes) for p in self.providers if p.mx_suffixes
             },

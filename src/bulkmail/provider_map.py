@@ -10,6 +10,11 @@ the same table the tuning model derives) answers `OK <provider>:`, so the provid
 delivers with its own limits. Anything else is `NOTFOUND` (Postfix's default transport); a DNS
 failure is `TEMP` (Postfix defers and asks again). Answers are cached for the record's TTL.
 
+A lane split by provider (`bulkmail_lanes.<lane>.per_provider`) asks another map of the
+same daemon, `lane-<lane>`: the answer is the route to that provider's own instance
+(`OK handoff:[127.0.0.1]:2526`), from `--routes FILE` (map name -> provider -> reply, derived
+by `bulkmail.logic.postfix_lanes`); a domain no provider claims takes the `default` route.
+
 The socketmap protocol (socketmap_table(5)): requests and replies are netstrings,
 `<length>:<payload>,`; a request is `<map name> <key>`.
 """
@@ -81,52 +86,67 @@ async def read_netstring(reader: asyncio.StreamReader) -> str | None:
 
 
 class ProviderMap:
-    """Answers socketmap lookups: recipient domain -> `OK <provider>:` by its MX."""
+    """Answers socketmap lookups: recipient domain -> `OK <provider>:` by its MX.
+
+    `routes` adds maps named after lanes: provider -> the reply for that provider's route.
+    """
 
     def __init__(
         self,
         suffixes: Mapping[str, Sequence[str]],
         *,
         map_name: str = "transport",
+        routes: Mapping[str, Mapping[str, str]] | None = None,
         resolve: ResolveMx = resolve_mx,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.suffixes = suffixes
         self.map_name = map_name
+        self.routes = dict(routes or {})
         self.resolve = resolve
         self.clock = clock
-        self.cache: dict[str, tuple[float, str]] = {}
+        # domain -> (expiry, provider or None for "no provider claims it")
+        self.cache: dict[str, tuple[float, str | None]] = {}
 
     async def lookup(self, request: str) -> str:
         """The reply payload for one request payload."""
         name, _sep, key = request.partition(" ")
-        if name != self.map_name:
-            return f"PERM unknown map {name!r}; this server answers {self.map_name!r}"
+        if name != self.map_name and name not in self.routes:
+            known = ", ".join(repr(n) for n in [self.map_name, *self.routes])
+            return f"PERM unknown map {name!r}; this server answers {known}"
         # Postfix treats a socketmap like a regexp table: it asks once, with the whole
         # recipient address, never with the domain alone. The domain has the MX.
         key = key.strip().rpartition("@")[2].rstrip(".").lower()
         if not key or key.startswith(".") or any(c.isspace() for c in key):
             return "NOTFOUND "
-        cached = self.cache.get(key)
-        if cached and cached[0] > self.clock():
-            return cached[1]
         try:
-            hosts, ttl = await self.resolve(key)
-        except NoMx:
-            return self._remember(key, "NOTFOUND ", NEGATIVE_TTL)
+            provider = await self.provider(key)
         except TemporaryDnsError as error:
             LOG.warning("MX of %s: %s", key, error)
             return f"TEMP MX lookup for {key} failed"
-        provider = transport_for_mx(hosts[0], self.suffixes) if hosts else None
-        reply = f"OK {provider}:" if provider else "NOTFOUND "
-        LOG.info("%s: MX %s -> %s", key, hosts[0] if hosts else "-", provider or "default")
-        return self._remember(key, reply, min(max(ttl, MIN_TTL), MAX_TTL))
+        if name == self.map_name:
+            return f"OK {provider}:" if provider else "NOTFOUND "
+        route = self.routes[name].get(provider or "default")
+        return f"OK {route}" if route else "NOTFOUND "
 
-    def _remember(self, key: str, reply: str, ttl: int) -> str:
+    async def provider(self, domain: str) -> str | None:
+        """The provider whose suffix the domain's best MX host ends with (cached for its TTL)."""
+        cached = self.cache.get(domain)
+        if cached and cached[0] > self.clock():
+            return cached[1]
+        try:
+            hosts, ttl = await self.resolve(domain)
+        except NoMx:
+            return self._remember(domain, None, NEGATIVE_TTL)
+        provider = transport_for_mx(hosts[0], self.suffixes) if hosts else None
+        LOG.info("%s: MX %s -> %s", domain, hosts[0] if hosts else "-", provider or "default")
+        return self._remember(domain, provider, min(max(ttl, MIN_TTL), MAX_TTL))
+
+    def _remember(self, key: str, provider: str | None, ttl: int) -> str | None:
         if len(self.cache) >= MAX_CACHE:
             self.cache.pop(next(iter(self.cache)))  # the oldest entry
-        self.cache[key] = (self.clock() + ttl, reply)
-        return reply
+        self.cache[key] = (self.clock() + ttl, provider)
+        return provider
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -154,18 +174,36 @@ def load_suffixes(path: Path) -> dict[str, list[str]]:
     return data
 
 
+def load_routes(path: Path | None) -> dict[str, dict[str, str]]:
+    """The lanes' route maps the role writes: map name -> provider -> reply."""
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(
+        isinstance(routes, dict) and all(isinstance(r, str) for r in routes.values())
+        for routes in data.values()
+    ):
+        raise ValueError(f"{path}: expected a JSON object of map name -> provider -> route")
+    return data
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suffixes", type=Path, required=True,
                         help="JSON file: provider name -> MX host suffixes")  # fmt: skip
     parser.add_argument("--listen", default="127.0.0.1:10028", help="host:port to listen on")
     parser.add_argument("--map", default="transport", help="the socketmap name Postfix asks")
+    parser.add_argument("--routes", type=Path, default=None,
+                        help="JSON file: lane map name -> provider -> route reply")  # fmt: skip
 
 
 async def serve(args: argparse.Namespace) -> None:
     host, _sep, port = args.listen.rpartition(":")
-    provider_map = ProviderMap(load_suffixes(args.suffixes), map_name=args.map)
+    provider_map = ProviderMap(
+        load_suffixes(args.suffixes), map_name=args.map, routes=load_routes(args.routes)
+    )
     server = await asyncio.start_server(provider_map.serve_client, host, int(port))
-    LOG.info("answering socketmap %r on %s", args.map, args.listen)
+    names = ", ".join(repr(name) for name in [args.map, *provider_map.routes])
+    LOG.info("answering socketmap %s on %s", names, args.listen)
     async with server:
         await server.serve_forever()
 

@@ -83,6 +83,35 @@ def test_a_workspace_domain_goes_to_the_google_transport() -> None:
                          "broken.test"]  # fmt: skip
 
 
+def test_a_lane_route_map_hands_each_provider_to_its_instance() -> None:
+    routes = {"lane-bulk": {"google": "handoff:[127.0.0.1]:2526",
+                            "default": "handoff:[127.0.0.1]:2530"}}  # fmt: skip
+    dns = FakeDns()
+    replies = asyncio.run(
+        ask(
+            ProviderMap(SUFFIXES, resolve=dns, routes=routes),
+            "lane-bulk alice@acme.test",
+            "lane-bulk bob@example.org",  # no provider claims it: the default route
+            "lane-bulk carol@nowhere.test",  # no MX at all: the default route too
+            "lane-bulk dave@contoso.example",  # a provider without a route of this lane
+            "transport alice@acme.test",  # the provider map beside it, from the same cache
+            "lane-bulk broken.test",
+            "lane-news x@acme.test",
+        )
+    )
+    assert replies == [
+        b"OK handoff:[127.0.0.1]:2526",
+        b"OK handoff:[127.0.0.1]:2530",
+        b"OK handoff:[127.0.0.1]:2530",
+        b"NOTFOUND ",
+        b"OK google:",
+        b"TEMP MX lookup for broken.test failed",
+        b"PERM unknown map 'lane-news'; this server answers 'transport', 'lane-bulk'",
+    ]
+    assert dns.asked == ["acme.test", "example.org", "nowhere.test", "contoso.example",
+                         "broken.test"]  # fmt: skip
+
+
 def test_answers_are_cached_for_the_ttl_within_bounds() -> None:
     dns = FakeDns()
     now = [1000.0]

@@ -73,6 +73,87 @@ def test_each_lane_is_an_instance_with_its_own_queue_and_source_address() -> Non
     )
 
 
+PROVIDERS = ["google", "microsoft", "yahoo", "apple", "default"]
+SPLIT = {
+    "transactional": {"pool": "transactional"},
+    "bulk": {"pool": "bulk", "port": 2525, "fallback": True, "per_provider": True},
+}
+
+
+def test_a_per_provider_lane_is_an_intake_and_one_instance_per_provider() -> None:
+    tx, intake, *subs = instances(lanes=SPLIT, providers=PROVIDERS)
+    assert [sub["instance"] for sub in subs] == [f"postfix-bulk-{p}" for p in PROVIDERS]
+    assert [sub["provider"] for sub in subs] == PROVIDERS
+    assert main_cf(tx)["multi_instance_directories"].split() == [
+        "/etc/postfix-bulk",
+        *[f"/etc/postfix-bulk-{p}" for p in PROVIDERS],
+    ]
+    # The intake signs (the base layer's milters stay) and routes by provider.
+    settings = main_cf(intake)
+    assert settings["transport_maps"] == "socketmap:inet:127.0.0.1:10028:lane-bulk"
+    assert "smtpd_milters" not in settings
+    assert intake["route_map"] == {"lane-bulk": {
+        p: f"handoff:[127.0.0.1]:{2526 + i}" for i, p in enumerate(PROVIDERS)
+    }}  # fmt: skip
+    services = {(s["service"], s["type"]): s for s in intake["master_cf"]}
+    handoff = {o["name"]: o["value"] for o in services["handoff", "unix"]["options"]}
+    assert handoff["smtp_bind_address"] == ""
+    assert handoff["smtp_fallback_relay"] == ""
+    # Each provider's instance: its own queue, the lane's source address and graveyard,
+    # fed on loopback, no second signature, no second VERP or relay routing.
+    google = subs[0]
+    assert google["queue_directory"] == "/var/spool/postfix-bulk-google"
+    assert google["route_map"] == {}
+    settings = main_cf(google)
+    assert settings["smtp_bind_address"] == "198.51.100.11"
+    assert settings["smtp_fallback_relay"] == "[198.51.100.12]:25"
+    for cleared in ("smtpd_milters", "smtpd_command_filter", "sender_canonical_maps",
+                    "smtpd_data_restrictions"):  # fmt: skip
+        assert settings[cleared] == ""
+    assert "transport_maps" not in settings  # the provider's shaping, by the base layer
+    feeds = [s for s in google["master_cf"] if "state" not in s]
+    assert [s["service"] for s in feeds] == ["127.0.0.1:2526"]
+
+
+@pytest.mark.parametrize(
+    ("lanes", "message"),
+    [
+        (
+            {**SPLIT, "news": {"pool": "bulk", "port": 2530}},
+            "bulkmail_lanes.news.port: 2530 is also a port of lane bulk (a per_provider lane "
+            "takes its port and one more per provider, 5 here)",
+        ),
+        (
+            {"transactional": {"pool": "transactional"},
+             "bulk": {"pool": "bulk", "port": 65533, "per_provider": True}},
+            "bulkmail_lanes.bulk.port: 65533 + 5 provider instances passes 65535",
+        ),
+        (
+            {"transactional": {"pool": "transactional"},
+             "bulk": {"pool": "bulk", "port": 583, "per_provider": True}},
+            "bulkmail_lanes.bulk.port: its provider instances would take 587",
+        ),
+        (
+            {"transactional": {"pool": "transactional", "per_provider": True}},
+            "bulkmail_lanes.transactional.per_provider: the transactional lane is one instance",
+        ),
+        (
+            {"transactional": {"pool": "transactional"},
+             "bulk": {"pool": "bulk", "port": 2525, "per_provider": "yes"}},
+            "bulkmail_lanes.bulk.per_provider: 'yes' is not true or false",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_per_provider_lanes_are_refused(lanes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError, match="^" + re.escape(message)):
+        instances(lanes=lanes, providers=PROVIDERS)
+
+
+def test_a_per_provider_lane_needs_providers() -> None:
+    with pytest.raises(ModelError, match=r"^bulkmail_lanes.bulk.per_provider: true, but"):
+        instances(lanes=SPLIT)
+
+
 def test_every_setting_says_why() -> None:
     for instance in instances() + instances(SMTP2):
         assert all(s["reason"] for s in instance["main_cf"])
@@ -140,7 +221,9 @@ def test_two_lanes_on_one_port_are_refused() -> None:
         "bulk": {"pool": "bulk", "port": 2525},
         "news": {"pool": "bulk", "port": 2525},
     }
-    with pytest.raises(ModelError, match=r"bulkmail_lanes.news.port: 2525 is also the port of"):
+    with pytest.raises(
+        ModelError, match=r"bulkmail_lanes.news.port: 2525 is also a port of lane bulk"
+    ):
         parse_lanes(lanes, POOLS)
 
 
