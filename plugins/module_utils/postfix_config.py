@@ -545,10 +545,11 @@ def services_from_data(items: Any, where: str) -> list[tuple[MasterService, bool
 
 def _checked_service(service: MasterService, where: str) -> MasterService:
     for option in service.options:
-        if not option.value or any(c.isspace() for c in option.value):
+        # Empty is Postfix's way to clear a parameter for one service (`-o smtpd_milters=`).
+        if any(c.isspace() for c in option.value):
             raise PostfixConfigError(
                 f"{where} ({service.service}): -o {option.name} value {option.value!r} must be "
-                f"one word; separate list items with commas, no spaces"
+                f"one word (or empty, to clear it); separate list items with commas, no spaces"
             )
     return service
 

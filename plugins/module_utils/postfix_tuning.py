@@ -60,6 +60,8 @@ PROVIDER_KEYS = (
     "rate_delay_seconds",
     "failed_cohort_limit",
 )
+# Postfix's own default syslog_name: the instance's name, `postfix` for the default one.
+INSTANCE_SYSLOG_NAME = "${multi_instance_name?{$multi_instance_name}:{postfix}}"
 _TRANSPORT_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 # Names Postfix already uses for services or parameter prefixes (`default_...`).
 _RESERVED_TRANSPORTS = frozenset(
@@ -451,8 +453,8 @@ def provider_services(providers: Sequence[Provider]) -> list[MasterService]:
             f"at most {p.concurrency} connections from this host",
             chroot="y", maxproc=str(p.concurrency),
             options=(
-                Setting("syslog_name", f"postfix/{p.name}",
-                        "log lines name the provider's transport"),
+                Setting("syslog_name", f"{INSTANCE_SYSLOG_NAME}/{p.name}",
+                        "log lines name the instance (lane) and the provider's transport"),
                 Setting("smtp_connection_reuse_count_limit", str(p.deliveries_per_connection),
                         f"{p.deliveries_per_connection} deliveries per connection ({p.source})"),
             ),

@@ -2,7 +2,9 @@
 
 - transactional mail (587) leaves smtp1 from the transactional pool's 198.51.100.10, bulk mail
   (the bulk lane's 2525) from the bulk pool's 198.51.100.11, each signed and aligned;
-- each lane is its own Postfix instance with its own queue;
+- each lane is its own Postfix instance with its own queue, and the bulk lane is split once
+  more by provider: its intake hands each provider's mail to that provider's own instance, so
+  a tarpitting provider holds only its own queue;
 - mail a provider defers on the bulk lane's first attempt is handed to the graveyard (smtp2),
   leaves smtp1's queue, waits on smtp2, and is delivered from smtp2's 198.51.100.12 once the
   provider accepts again.
@@ -25,6 +27,8 @@ BULK_ADDRESS = "198.51.100.11"
 GRAVEYARD_ADDRESS = "198.51.100.12"
 BULK_PORT = 2525
 BULK_CONFIG = "/etc/postfix-bulk"
+PROVIDERS = ("google", "microsoft", "yahoo", "apple", "default")
+BULK_CONFIGS = (BULK_CONFIG, *(f"{BULK_CONFIG}-{p}" for p in PROVIDERS))
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +61,12 @@ def by_subject(records: list[dict[str, Any]], subject: str) -> list[dict[str, An
 
 def test_each_lane_is_its_own_instance_with_its_own_queue(smtp1: Any) -> None:
     instances = smtp1.check_output("postmulti -l").splitlines()
-    assert [line.split()[0] for line in instances] == ["-", "postfix-bulk"]
-    assert all(line.split()[2] == "y" for line in instances)  # both enabled
-    assert smtp1.service("postfix@postfix-bulk").is_running
+    assert [line.split()[0] for line in instances] == [
+        "-", "postfix-bulk", *(f"postfix-bulk-{p}" for p in PROVIDERS)
+    ]  # fmt: skip
+    assert all(line.split()[2] == "y" for line in instances)  # all enabled
+    for line in instances[1:]:
+        assert smtp1.service(f"postfix@{line.split()[0]}").is_running
     bulk = smtp1.check_output(
         "postconf -c %s -h queue_directory smtp_bind_address smtp_fallback_relay", BULK_CONFIG
     )
@@ -75,6 +82,19 @@ def test_each_lane_is_its_own_instance_with_its_own_queue(smtp1: Any) -> None:
     # the bulk lane is fed on the internal address only, by the trusted networks only
     assert smtp1.socket(f"tcp://{SMTP1_INTERNAL}:{BULK_PORT}").is_listening
     assert not smtp1.socket(f"tcp://0.0.0.0:{BULK_PORT}").is_listening
+    # each provider's instance: its own queue, the bulk lane's source and graveyard, fed by
+    # the intake on loopback only
+    for index, provider in enumerate(PROVIDERS):
+        config = f"{BULK_CONFIG}-{provider}"
+        own = smtp1.check_output(
+            "postconf -c %s -h queue_directory smtp_bind_address smtp_fallback_relay", config
+        )
+        assert own.splitlines() == [
+            f"/var/spool/postfix-bulk-{provider}", BULK_ADDRESS, f"[{GRAVEYARD_ADDRESS}]:25"
+        ]  # fmt: skip
+        port = BULK_PORT + 1 + index
+        assert smtp1.socket(f"tcp://127.0.0.1:{port}").is_listening
+        assert not smtp1.socket(f"tcp://{SMTP1_INTERNAL}:{port}").is_listening
 
 
 def test_transactional_and_bulk_mail_leave_from_their_pools_addresses(
@@ -159,7 +179,8 @@ def test_deferred_bulk_mail_is_retried_by_the_graveyard_and_delivered_from_there
     submit(client, to=recipient, subject=f"grave-{tag}", bulk=True)
     # Yahoo's 421 on the first attempt: the primary hands the message over at once
     wait_for(lambda: queued(smtp2, recipient), 60, "the message in smtp2's queue")
-    assert not queued(smtp1, recipient, BULK_CONFIG), "the primary still holds the message"
+    for config in BULK_CONFIGS:
+        assert not queued(smtp1, recipient, config), f"{config} still holds the message"
     # the graveyard's own first attempt meets the same 421 and keeps the message
     wait_for(lambda: "421 4.7.0 [TSS04]" in delay_reason(smtp2, recipient), 60,
              "smtp2's first attempt to be deferred")  # fmt: skip
@@ -179,3 +200,37 @@ def test_deferred_bulk_mail_is_retried_by_the_graveyard_and_delivered_from_there
         "pass", "pass", "pass",
     ), record  # fmt: skip
     wait_for(lambda: not queued(smtp2, recipient), 30, "smtp2's queue to empty")
+
+
+@pytest.fixture
+def outlook_tarpits(providers: Any) -> Iterator[None]:
+    providers.check_output("python3 -m bulkmail_providers behave outlook.test tarpit")
+    try:
+        yield
+    finally:
+        providers.check_output("python3 -m bulkmail_providers behave outlook.test configured")
+
+
+def test_a_tarpitting_provider_holds_only_its_own_instance_of_the_bulk_lane(
+    smtp1: Any,
+    client: Any,
+    received: Callable[..., list[dict[str, Any]]],
+    outlook_tarpits: None,
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    slow, fast = f"slow-{tag}@outlook.test", f"fast-{tag}@gmail.test"
+    submit(client, to=slow, subject=f"slow-{tag}", bulk=True)
+    # the intake handed it to Microsoft's instance at once, where it waits on the tarpit
+    microsoft = f"{BULK_CONFIG}-microsoft"
+    wait_for(lambda: queued(smtp1, slow, microsoft), 30, "the message in Microsoft's instance")
+    assert not queued(smtp1, slow, BULK_CONFIG), "the intake still holds the message"
+    submit(client, to=fast, subject=f"fast-{tag}", bulk=True)
+    records = received(lambda rs: by_subject(rs, f"fast-{tag}"), timeout=20)
+    assert len(by_subject(records, f"fast-{tag}")) == 1, "Gmail's mail waited on the tarpit"
+    assert by_subject(records, f"slow-{tag}") == [], "the tarpit answered early"
+    assert queued(smtp1, slow, microsoft)
+    # delivered by Google's instance, through its own transport and limits
+    log = smtp1.check_output(
+        "journalctl --no-pager -q -t postfix-bulk-google/google/smtp -g %s", f"to=<{fast}>"
+    )
+    assert "status=sent" in log, log
