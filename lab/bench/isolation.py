@@ -13,10 +13,13 @@ Each configuration gets the same test (docs/benchmarks.md):
    arrived counts as infinitely late).
 
 The baseline is an untuned Debian Postfix (the bench-mta container, one instance), the stack
-is smtp1 with its lanes (campaign on the bulk lane's 2525, transactional on 25). Both get
+is smtp1 with its lanes (campaign on the bulk lane's 2525, transactional on 25; the bulk lane
+is an intake plus one instance per provider). Every instance of both gets
 `qmgr_message_active_limit = BENCH_ACTIVE_LIMIT` (500): the active queue of a platform
-sending millions, scaled down to a lab. The stack is also timed delivering the campaign's
-fast-provider third with and without the tarpitting and deferring thirds beside it.
+sending millions, scaled down to a lab the same way for each queue. The stack is also timed
+delivering the campaign's fast-provider third: alone; in the same three-provider campaign with
+every provider accepting ("calm": the control for "without the tarpit"); and with the
+tarpitting and deferring thirds beside it ("mixed").
 
 Prints `name: value` lines, the stack's and the baseline's figures from the same run.
 """
@@ -187,11 +190,14 @@ def measure(name: str, campaign_target: str, tx_target: str) -> tuple[int, float
         behave(DEFER, "configured")
 
 
-def fast_rate(name: str, domains: Sequence[str], timeout: float = 150) -> float:
-    """Seconds for the stack's bulk lane to deliver the campaign's fast-provider third."""
+def fast_rate(name: str, domains: Sequence[str], timeout: float = 150, slow: bool = False) -> float:
+    """Messages per second for the stack's bulk lane to deliver the campaign's fast third.
+
+    `slow`: the tarpitting and deferring providers misbehave during the round.
+    """
     tag = uuid.uuid4().hex[:8]
     start = received_count()
-    if TARPIT in domains:
+    if slow:
         behave(TARPIT, "tarpit")
         behave(DEFER, "defer")
     try:
@@ -207,11 +213,15 @@ def fast_rate(name: str, domains: Sequence[str], timeout: float = 150) -> float:
         behave(DEFER, "configured")
 
 
+def instance_configs(container: str) -> list[str]:
+    """Every Postfix instance's config directory (`postmulti -l`), the default one first."""
+    return [line.split()[3] for line in on(container, "postmulti", "-l").splitlines()]
+
+
 def main() -> int:
-    stack_configs = ("/etc/postfix", "/etc/postfix-bulk")
+    stack_configs = instance_configs(SMTP1)
     drop_stack: list[tuple[str, ...]] = [
-        (SMTP1, "postsuper", "-c", "/etc/postfix-bulk", "-d", "ALL"),
-        (SMTP1, "postsuper", "-d", "ALL"),
+        *((SMTP1, "postsuper", "-c", config, "-d", "ALL") for config in stack_configs),
         (SMTP2, "postsuper", "-d", "ALL"),
     ]
     on(UNTUNED, "/opt/bench/untuned-mta", "plain")
@@ -226,7 +236,9 @@ def main() -> int:
         empty_queues(*drop_stack)
         alone = fast_rate("stack, fast provider alone", (FAST,))
         empty_queues(*drop_stack)
-        mixed = fast_rate("stack, beside tarpit and deferrals", (FAST, TARPIT, DEFER))
+        calm = fast_rate("stack, whole campaign, every provider accepting", (FAST, TARPIT, DEFER))
+        empty_queues(*drop_stack)
+        mixed = fast_rate("stack, beside tarpit and deferrals", (FAST, TARPIT, DEFER), slow=True)
         empty_queues(*drop_stack)
     finally:
         for config, value in old.items():
@@ -241,10 +253,15 @@ def main() -> int:
     print(f"baseline_tx_delivered: {base[0]}/{TX_MESSAGES}")
     print(f"baseline_tx_p99_s: {show(base[1])}")
     print(f"bulk_fast_alone_msgs_per_s: {alone:.1f}")
+    print(f"bulk_fast_calm_msgs_per_s: {calm:.1f}")
     print(f"bulk_fast_mixed_msgs_per_s: {mixed:.1f}")
-    print(f"bulk_fast_mixed_vs_alone: {mixed / alone:.2f}")  # 0.00: not all within 150 s
+    # 0.00: not all within 150 s. The goal: mixed not slower than calm (the same campaign
+    # without the tarpit); alone carries a third of the load and is shown for scale.
+    print(f"bulk_fast_mixed_vs_calm: {mixed / calm:.2f}")
+    print(f"bulk_fast_mixed_vs_alone: {mixed / alone:.2f}")
     print(f"campaign_messages: {CAMPAIGN}")
     print(f"active_limit: {ACTIVE_LIMIT}")
+    print(f"stack_instances: {len(stack_configs)}")
     print(f"tx_wait_s: {TX_WAIT:g}")
     return 0
 

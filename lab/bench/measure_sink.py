@@ -107,11 +107,14 @@ class Sink:
 
 
 def send(args: argparse.Namespace, count: int) -> None:
+    # -F: a message prepared (and signed) beforehand, sent as it is; else smtp-source's own
+    # generated message of --size bytes.
+    content = ["-F", args.message_file] if args.message_file else ["-l", str(args.size)]
     argv = [
         "smtp-source", "-d", "-s", str(args.sessions), "-m", str(count),
-        "-l", str(args.size), "-f", args.sender, "-t", args.recipient,
+        *content, "-f", args.sender, "-t", args.recipient,
         "-S", "bulkmail throughput bench", "-M", "bench.example.test",
-        f"inet:{args.target}:25",
+        f"inet:{args.target}:{args.port}",
     ]  # fmt: skip
     subprocess.run(argv, check=True)
 
@@ -119,7 +122,9 @@ def send(args: argparse.Namespace, count: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="figure name printed with the result")
-    parser.add_argument("target", help="address smtp-source submits to (port 25)")
+    parser.add_argument("target", help="address smtp-source submits to")
+    parser.add_argument("--port", type=int, default=25, help="port smtp-source submits to")
+    parser.add_argument("--message-file", help="send this prepared message (smtp-source -F)")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=20)

@@ -12,10 +12,12 @@ fresh mail, and the retries live on hosts tuned for them (long backoff, a large 
 
 A lane with `per_provider: true` splits once more, by provider: its instance becomes the
 lane's intake (it signs and routes), and each provider of the tuning model's table gets an
-instance of its own (`postfix-<lane>-<provider>`, fed on 127.0.0.1, `port` + 1 + its index),
-which the intake hands the provider's mail to (`handoff`, routed by the provider classifier's
-`lane-<lane>` map). A provider that tarpits fills only its own instance's active queue; the
-other providers' mail of the same campaign keeps flowing.
+instance of its own (`postfix-<lane>-<provider>`, fed on the internal address, `port` + 1 +
+its index), which the intake hands the provider's mail to (`handoff`, routed by the provider
+classifier's `lane-<lane>` map). A provider that tarpits fills only its own instance's active
+queue; the other providers' mail of the same campaign keeps flowing. A dispatcher that signs
+mail itself (`bulkmail submit`) may feed a provider's instance directly, from the trusted
+networks: one queue and no milter on the way.
 
 Why instances and not transports or fallback relays alone (roles/postfix/README.md has the
 measurements): the queue manager's active queue is shared by every transport of an instance;
@@ -55,7 +57,8 @@ GRAVEYARD_QUEUE_RUN = "5m"
 GRAVEYARD_ACTIVE_FACTOR = 4
 # The transport an intake hands a provider's mail to its provider instance with.
 HANDOFF = "handoff"
-HANDOFF_HOST = "127.0.0.1"
+# The handoff comes from this host's own address, which is in no trusted network.
+_FEEDERS = "permit_mynetworks,permit_inet_interfaces,reject"
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,9 @@ def _lane_instance_settings(lane: Lane) -> list[Setting]:
     ]  # fmt: skip
 
 
-def _own_listener(listen: str, reason: str, *options: Setting) -> list[tuple[MasterService, bool]]:
+def _own_listener(
+    listen: str, reason: str, *options: Setting, feeders: str = "permit_mynetworks,reject"
+) -> list[tuple[MasterService, bool]]:
     """master.cf of a lane instance: not the default instance's 25 and 587, its own port."""
     return [
         (MasterService("smtp", "inet", "smtpd", "the transactional lane's port 25",
@@ -302,18 +307,18 @@ def _own_listener(listen: str, reason: str, *options: Setting) -> list[tuple[Mas
         (MasterService("submission", "inet", "smtpd", "the transactional lane's 587",
                        private="n", chroot="y"), False),
         (MasterService(listen, "inet", "smtpd", reason, private="n", chroot="y",
-                       options=(Setting("smtpd_client_restrictions", "permit_mynetworks,reject",
+                       options=(Setting("smtpd_client_restrictions", feeders,
                                         "only bulkmail_trusted_networks (and loopback) feed "
                                         "this lane"), *options)), True),
     ]  # fmt: skip
 
 
 def _intake_routing(
-    lane: Lane, providers: Sequence[str], socket: str
+    lane: Lane, providers: Sequence[str], socket: str, listen: str
 ) -> tuple[list[Setting], list[tuple[MasterService, bool]], dict[str, str]]:
     """A per_provider lane's intake: route each provider's mail to the provider's instance."""
     routes = {
-        provider: f"{HANDOFF}:[{HANDOFF_HOST}]:{lane.for_provider(provider, i).port}"
+        provider: f"{HANDOFF}:[{listen}]:{lane.for_provider(provider, i).port}"
         for i, provider in enumerate(providers)
     }
     main_cf = [
@@ -324,7 +329,7 @@ def _intake_routing(
     ]  # fmt: skip
     handoff = MasterService(
         HANDOFF, "unix", "smtp",
-        f"hands lane {lane.name}'s mail to its provider instances on this host's loopback",
+        f"hands lane {lane.name}'s mail to its provider instances on this host",
         chroot="y",
         options=(
             Setting("syslog_name", f"{lane.instance}/{HANDOFF}", "log lines name the handoff"),
@@ -332,14 +337,14 @@ def _intake_routing(
                     "the handoff stays on this host: no public source address"),
             Setting("smtp_fallback_relay", "",
                     "a provider instance that is down keeps its mail here, not the graveyard"),
-            Setting("smtp_tls_security_level", "none", "loopback: nothing to encrypt"),
+            Setting("smtp_tls_security_level", "none", "this host to itself: nothing to encrypt"),
         ),
     )  # fmt: skip
     return main_cf, [(handoff, True)], routes
 
 
 def _provider_instance(
-    lane: Lane, provider: str, index: int, address: str, graveyards: Sequence[Host]
+    lane: Lane, provider: str, index: int, address: str, listen: str, graveyards: Sequence[Host]
 ) -> Instance:
     """One provider's instance of a per_provider lane: fed by the intake, signs nothing."""
     sub = lane.for_provider(provider, index)
@@ -357,8 +362,11 @@ def _provider_instance(
     ]  # fmt: skip
     main_cf += _fallback_settings(lane, graveyards)
     master_cf = _own_listener(
-        f"{HANDOFF_HOST}:{sub.port}",
-        f"lane {lane.name}'s mail for {provider} arrives here from the lane's intake",
+        f"{listen}:{sub.port}",
+        f"lane {lane.name}'s mail for {provider} arrives here from the lane's intake (or a "
+        f"signing dispatcher on the trusted networks)",
+        Setting("smtpd_relay_restrictions", _FEEDERS, "the same feeders may relay"),
+        feeders=_FEEDERS,
     )
     return Instance(sub, tuple(main_cf), tuple(master_cf))
 
@@ -395,6 +403,7 @@ def primary_instances(
         + ([lane.for_provider(p, i).config_directory for i, p in enumerate(providers)]
            if lane.per_provider else [])
     ]  # fmt: skip
+    listen = host.internal_ipv4 or "127.0.0.1"
     instances = []
     for lane in lanes:
         address = lane_address(host, lane, pools)
@@ -417,21 +426,23 @@ def primary_instances(
         else:
             main_cf += _lane_instance_settings(lane)
             master_cf += _own_listener(
-                f"{host.internal_ipv4 or '127.0.0.1'}:{lane.port}",
+                f"{listen}:{lane.port}",
                 f"lane {lane.name} is fed here, on the internal address, by the trusted "
                 f"networks only",
                 Setting("milter_macro_daemon_name", "ORIGINATING",
                         "the signer sees this mail as outgoing"),
             )  # fmt: skip
             if lane.per_provider:
-                routing, handoff, routes = _intake_routing(lane, providers, provider_map_socket)
+                routing, handoff, routes = _intake_routing(
+                    lane, providers, provider_map_socket, listen
+                )
                 main_cf += routing
                 master_cf += handoff
         main_cf += _fallback_settings(lane, graveyards)
         instances.append(Instance(lane, tuple(main_cf), tuple(master_cf), routes))
         if lane.per_provider:
             instances += [
-                _provider_instance(lane, provider, index, address, graveyards)
+                _provider_instance(lane, provider, index, address, listen, graveyards)
                 for index, provider in enumerate(providers)
             ]
     return tuple(instances)

@@ -93,7 +93,7 @@ def test_a_per_provider_lane_is_an_intake_and_one_instance_per_provider() -> Non
     assert settings["transport_maps"] == "socketmap:inet:127.0.0.1:10028:lane-bulk"
     assert "smtpd_milters" not in settings
     assert intake["route_map"] == {"lane-bulk": {
-        p: f"handoff:[127.0.0.1]:{2526 + i}" for i, p in enumerate(PROVIDERS)
+        p: f"handoff:[10.25.0.10]:{2526 + i}" for i, p in enumerate(PROVIDERS)
     }}  # fmt: skip
     services = {(s["service"], s["type"]): s for s in intake["master_cf"]}
     handoff = {o["name"]: o["value"] for o in services["handoff", "unix"]["options"]}
@@ -112,7 +112,13 @@ def test_a_per_provider_lane_is_an_intake_and_one_instance_per_provider() -> Non
         assert settings[cleared] == ""
     assert "transport_maps" not in settings  # the provider's shaping, by the base layer
     feeds = [s for s in google["master_cf"] if "state" not in s]
-    assert [s["service"] for s in feeds] == ["127.0.0.1:2526"]
+    assert [s["service"] for s in feeds] == ["10.25.0.10:2526"]
+    # the intake's handoff comes from this host's own address, in no trusted network
+    options = {o["name"]: o["value"] for o in feeds[0]["options"]}
+    assert options["smtpd_client_restrictions"] == (
+        "permit_mynetworks,permit_inet_interfaces,reject"
+    )
+    assert options["smtpd_relay_restrictions"] == options["smtpd_client_restrictions"]
 
 
 @pytest.mark.parametrize(
