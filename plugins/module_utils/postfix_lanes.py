@@ -353,13 +353,12 @@ def _provider_instance(
            f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
            f"covered by SPF and PTR"),
         *_lane_instance_settings(sub),
-        _s("smtpd_milters", "", "the intake signed the mail; no second signature"),
-        _s("non_smtpd_milters", "", "nothing is submitted here directly"),
-        _s("smtpd_command_filter", "",
-           "the intake's delivery already gave each recipient its own VERP return path"),
-        _s("sender_canonical_maps", "", "the intake already rewrote the return path"),
-        _s("smtpd_data_restrictions", "", "the intake already routed the relayed senders"),
+        _s("smtpd_milters", "",
+           "the intake or the dispatcher signed the mail; no second signature"),
+        _s("non_smtpd_milters", "", "nothing is submitted here with sendmail"),
     ]  # fmt: skip
+    # VERP and the relays' routes stay: the intake's mail arrives with its return path
+    # already rewritten (no table matches it again), a dispatcher's gets them here.
     main_cf += _fallback_settings(lane, graveyards)
     master_cf = _own_listener(
         f"{listen}:{sub.port}",

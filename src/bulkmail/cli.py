@@ -2,6 +2,9 @@
 
     bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
+    bulkmail sign [--opendkim-conf FILE] [--count N] < message
+                                                                   (see bulkmail.signer)
+    bulkmail submit --lane LANE --from SENDER --to RCPT... < message (see bulkmail.submit)
 
 Installed as the `bulkmail` console script (pyproject.toml) and as `python -m bulkmail`.
 """
@@ -13,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from bulkmail import check_dns, provider_map
+from bulkmail import check_dns, provider_map, signer, submit
 from bulkmail.logic.dns_check import Resolve
 
 
@@ -40,6 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     provider_map.add_arguments(shaping)
+    sign = commands.add_parser(
+        "sign",
+        help="DKIM-sign the message on stdin with OpenDKIM's keys and tables",
+        description=(
+            "Write the message on stdin to stdout with the DKIM-Signature OpenDKIM would add "
+            "(its KeyTable and SigningTable choose the key by the From address). Exit 2, "
+            "writing nothing, when no key signs the From domain."
+        ),
+    )
+    signer.add_arguments(sign)
+    dispatch = commands.add_parser(
+        "submit",
+        help="sign the message on stdin and hand it to each recipient's provider instance",
+        description=(
+            "Sign the message once, classify each recipient domain by its MX, and deliver each "
+            "provider's recipients in one SMTP transaction to that provider's instance of the "
+            "lane. One JSON line per provider; exit 75 when something should be retried."
+        ),
+    )
+    submit.add_arguments(dispatch)
     return parser
 
 
@@ -56,6 +79,10 @@ def main(
         return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
     if args.command == "provider-map":
         return provider_map.run(args)
+    if args.command == "sign":
+        return signer.run(args)
+    if args.command == "submit":
+        return submit.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
 
 
