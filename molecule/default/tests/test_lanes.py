@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -234,3 +235,42 @@ def test_a_tarpitting_provider_holds_only_its_own_instance_of_the_bulk_lane(
         "journalctl --no-pager -q -t postfix-bulk-google/google/smtp -g %s", f"to=<{fast}>"
     )
     assert "status=sent" in log, log
+
+
+def test_a_signing_dispatcher_feeds_the_providers_instances_directly(
+    smtp1: Any, received: Callable[..., list[dict[str, Any]]]
+) -> None:
+    """`bulkmail submit` signs with OpenDKIM's own configuration and keys, and hands each
+    provider's recipients to that provider's instance: one queue, no milter on the way."""
+    tag = uuid.uuid4().hex[:10]
+    recipients = [f"dispatch-{tag}@gmail.test", f"dispatch-{tag}@outlook.test"]
+    message = (
+        f"From: news@example.test\nTo: readers@example.test\nSubject: dispatch-{tag}\n"
+        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <dispatch-{tag}@example.test>\n"
+        f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
+    )
+    argv = " ".join(f"--to {r}" for r in recipients)
+    run = smtp1.run(
+        f"printf %s {shlex.quote(message)} | PYTHONPATH=/usr/local/lib/bulkmail python3 -m "
+        f"bulkmail submit --lane bulk --from news@example.test {argv}"
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    groups = {g["provider"]: g for g in map(json.loads, run.stdout.splitlines())}
+    assert {p: (g["route"], g["recipients"]) for p, g in groups.items()} == {
+        "google": (f"{SMTP1_INTERNAL}:{BULK_PORT + 1}", [recipients[0]]),
+        "microsoft": (f"{SMTP1_INTERNAL}:{BULK_PORT + 2}", [recipients[1]]),
+    }
+    records = by_subject(
+        received(lambda rs: len(by_subject(rs, f"dispatch-{tag}")) == 2), f"dispatch-{tag}"
+    )
+    assert sorted(r["rcpt_to"][0] for r in records) == sorted(recipients)
+    for record in records:
+        assert record["peer_ip"] == BULK_ADDRESS
+        assert (record["dkim"]["result"], record["spf"]["result"], record["dmarc"]["result"]) == (
+            "pass", "pass", "pass",
+        ), record  # fmt: skip
+        # one signature (the dispatcher's, no second by a milter), and VERP all the same
+        assert len(record["dkim"]["signatures"]) == 1
+        rcpt = record["rcpt_to"][0]
+        local, domain = rcpt.split("@")
+        assert record["mail_from"] == f"news+{local}={domain}@bounces.example.test"
