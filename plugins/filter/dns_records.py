@@ -33,6 +33,10 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
     validate_model as check_model,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.plain_data import (
+    plain,
+    plain_hosts,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.zone_transfer import (
     plan_zone_transfers,
     render_tsig_key,
@@ -50,21 +54,6 @@ def _model_errors_as_filter_errors(function: Callable[..., Any]) -> Callable[...
     return wrapper
 
 
-def _plain(value: Any) -> Any:
-    """Lists of hostvars (HostVarsVars) and lazy containers as plain Python data."""
-    if isinstance(value, Mapping):
-        return {key: value[key] for key in value}
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return value
-    return list(value)
-
-
-def _hosts(value: Any) -> Any:
-    if value is None:
-        return None
-    return [_plain(host) if isinstance(host, Mapping) else host for host in _plain(value)]
-
-
 @_model_errors_as_filter_errors
 def validate_model(
     domains: Any,
@@ -74,7 +63,11 @@ def validate_model(
     hosts: Any = None,
 ) -> dict[str, Any]:
     model = check_model(
-        _plain(domains), _plain(ip_pools), _hosts(smtp_hosts), _hosts(dns_hosts), _hosts(hosts)
+        plain(domains),
+        plain(ip_pools),
+        plain_hosts(smtp_hosts),
+        plain_hosts(dns_hosts),
+        plain_hosts(hosts),
     )
     return model_summary(model)
 
@@ -105,7 +98,7 @@ def dkim_txt(public_key: str, key_type: str = "rsa") -> list[str]:
 @_model_errors_as_filter_errors
 def dmarc_record(dmarc: Any) -> str:
     """Input: a domain's dmarc mapping, or a whole bulkmail_domains item."""
-    dmarc = _plain(dmarc)
+    dmarc = plain(dmarc)
     if isinstance(dmarc, Mapping) and "name" in dmarc:
         return render_dmarc_record(parse_domain(dmarc, "domain").dmarc)
     return render_dmarc_record(dmarc)
@@ -126,15 +119,15 @@ def zones(
     web_hosts: Any = None,
 ) -> list[dict[str, Any]]:
     model = check_model(
-        _plain(domains),
-        _plain(ip_pools),
-        _hosts(smtp_hosts) or [],
-        _hosts(dns_hosts) or [],
-        _hosts(hosts) or [],
+        plain(domains),
+        plain(ip_pools),
+        plain_hosts(smtp_hosts) or [],
+        plain_hosts(dns_hosts) or [],
+        plain_hosts(hosts) or [],
     )
     keys = None
     if dkim_keys is not None:
-        keys = {domain: _plain(selectors) for domain, selectors in _plain(dkim_keys).items()}
+        keys = {domain: plain(selectors) for domain, selectors in plain(dkim_keys).items()}
     return build_zones(
         model.domains,
         model.ip_pools,
@@ -143,7 +136,7 @@ def zones(
         model.hosts,
         keys,
         extra_zones=extra_zones,
-        soa=_plain(soa),
+        soa=plain(soa),
         ttl=int(ttl),
         reverse_zones=bool(reverse_zones),
         web_hosts=_web_hosts(web_hosts),
@@ -152,7 +145,7 @@ def zones(
 
 def _web_hosts(value: Any) -> Any:
     return parse_hosts(
-        _hosts(value) or [],
+        plain_hosts(value) or [],
         group="web",
         require=("bulkmail_public_ipv4",),
         why="the web hosts serve the MTA-STS policies at their public address",
@@ -163,7 +156,7 @@ def _web_hosts(value: Any) -> Any:
 def mta_sts_policies_filter(domains: Any, smtp_hosts: Any = None) -> list[dict[str, Any]]:
     """Input: bulkmail_domains; the smtp hosts' variables give the policies' mx lines."""
     return mta_sts_policies(
-        parse_domains(_plain(domains)), parse_smtp_hosts(_hosts(smtp_hosts) or [])
+        parse_domains(plain(domains)), parse_smtp_hosts(plain_hosts(smtp_hosts) or [])
     )
 
 
@@ -172,7 +165,7 @@ def dkim_public_keys(results: Any) -> dict[str, dict[str, str]]:
     """Input: the `results` of a looped, registered bulkmail.infra.dkim_key task."""
     if isinstance(results, Mapping) and "results" in results:
         results = results["results"]
-    return public_key_map(_plain(result) for result in _plain(results))
+    return public_key_map(plain(result) for result in plain(results))
 
 
 @_model_errors_as_filter_errors
@@ -181,7 +174,7 @@ def zone_transfers(
 ) -> dict[str, Any]:
     """Input: the dns hosts' variables in group order."""
     return plan_zone_transfers(
-        _hosts(dns_hosts) or [], str(this_host), _plain(primary), str(key_name)
+        plain_hosts(dns_hosts) or [], str(this_host), plain(primary), str(key_name)
     ).as_dict()
 
 

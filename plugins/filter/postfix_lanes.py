@@ -3,28 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.bulkmail.infra.plugins.module_utils.plain_data import (
+    plain,
+    plain_hosts,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_lanes import (
     postfix_instances,
 )
-
-
-def _plain(value: Any) -> Any:
-    """hostvars entries (HostVarsVars) as plain mappings."""
-    if isinstance(value, Mapping):
-        return {key: value[key] for key in value}
-    return value
-
-
-def _plain_hosts(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise AnsibleFilterError("postfix_instances: hosts must be a list of hostvars")
-    return [_plain(host) for host in value]
 
 
 def instances(
@@ -40,11 +28,11 @@ def instances(
     """The Postfix instances of one smtp host: its lanes, or the graveyard's single one."""
     try:
         return postfix_instances(
-            _plain(host),
-            lanes=_plain(lanes),
-            ip_pools=_plain(ip_pools),
-            graveyards=_plain_hosts(graveyards),
-            primaries=_plain_hosts(primaries),
+            plain(host),
+            lanes=plain(lanes),
+            ip_pools=plain(ip_pools),
+            graveyards=plain_hosts(graveyards, "postfix_instances: graveyards") or [],
+            primaries=plain_hosts(primaries, "postfix_instances: primaries") or [],
             active_limit=int(active_limit),
             providers=list(providers or []),
             provider_map_socket=str(provider_map_socket),

@@ -9,6 +9,19 @@ from __future__ import annotations
 from .dns_check import LookupFailed, Resolve
 
 
+def dnspython_missing() -> str | None:
+    """The traceback of importing dnspython, or None when it is there (a module fails early
+    with Ansible's missing_required_lib, instead of in the middle of its work)."""
+    import traceback
+
+    try:
+        import dns.query  # pylint: disable=unused-import
+        import dns.resolver  # noqa: F401  # pylint: disable=unused-import
+    except ImportError:
+        return traceback.format_exc()
+    return None
+
+
 def dnspython_resolve(nameserver: str | None = None, timeout: float = 5.0) -> Resolve:
     """A `resolve(name, rdtype)` as dns_check expects it, asking `nameserver` or the system's."""
     import dns.exception

@@ -167,15 +167,6 @@ from dataclasses import replace
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    # Only probed here, so that a missing dnspython fails with missing_required_lib.
-    import dns.resolver  # noqa: F401  # pylint: disable=unused-import
-except ImportError:
-    DNSPYTHON_ERROR: str | None = traceback.format_exc()
-else:
-    DNSPYTHON_ERROR = None
-
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
     PASS,
     Expectations,
@@ -184,7 +175,10 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
     failure_lines,
     public_keys_from_store,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import dnspython_resolve
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import (
+    dnspython_missing,
+    dnspython_resolve,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
 
 
@@ -219,8 +213,9 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if DNSPYTHON_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_ERROR)
+    dnspython_error = dnspython_missing()
+    if dnspython_error is not None:
+        module.fail_json(msg=missing_required_lib("dnspython"), exception=dnspython_error)
     params = module.params
     try:
         expectations = build_expectations(params)

@@ -108,23 +108,16 @@ waiting:
 """
 
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    # Only probed here, so that a missing dnspython fails with missing_required_lib.
-    import dns.query  # noqa: F401  # pylint: disable=unused-import
-except ImportError:
-    DNSPYTHON_ERROR: str | None = traceback.format_exc()
-else:
-    DNSPYTHON_ERROR = None
-
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation import (
     model_selectors,
     record_publications,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import ask_authoritative
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import (
+    ask_authoritative,
+    dnspython_missing,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
 
 
@@ -139,8 +132,9 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if DNSPYTHON_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_ERROR)
+    dnspython_error = dnspython_missing()
+    if dnspython_error is not None:
+        module.fail_json(msg=missing_required_lib("dnspython"), exception=dnspython_error)
     params = module.params
     try:
         run = record_publications(
