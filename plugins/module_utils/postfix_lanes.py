@@ -96,8 +96,9 @@ class Lane:
         return range(self.port, self.port + 1 + (len(providers) if self.per_provider else 0))
 
     def for_provider(self, provider: str, index: int) -> Lane:
-        """The lane's instance for one provider, fed on its own loopback port."""
-        assert self.port is not None
+        """The lane's instance for one provider, fed on its own port on the internal address."""
+        if self.port is None:
+            raise ModelError(f"bulkmail_lanes.{self.name}.port", "a per_provider lane needs one")
         return Lane(self.name, self.pool, self.port + 1 + index, self.fallback, False, provider)
 
     @property

@@ -311,7 +311,7 @@ def run(
         signed = signer.sign(message)  # also loads the key: not part of the benchmark
         if args.count is not None:
             started = time.perf_counter()
-            for _ in range(args.count):
+            for _round in range(args.count):
                 signer.sign(message)
             rate = args.count / (time.perf_counter() - started)
             stdout.write(f"signs_per_s: {rate:.1f}\n".encode())

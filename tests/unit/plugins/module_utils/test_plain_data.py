@@ -27,7 +27,8 @@ class LazyVars(Mapping[str, Any]):
 
 
 def test_mappings_and_lists_become_dicts_and_lists() -> None:
-    assert plain(LazyVars(a=1)) == {"a": 1} and type(plain(LazyVars(a=1))) is dict
+    assert plain(LazyVars(a=1)) == {"a": 1}
+    assert isinstance(plain(LazyVars(a=1)), dict)
     assert plain(x for x in (1, 2)) == [1, 2]
     assert plain("text") == "text"
     assert plain(None) is None
@@ -36,7 +37,7 @@ def test_mappings_and_lists_become_dicts_and_lists() -> None:
 def test_hosts_become_a_list_of_dicts() -> None:
     hosts = plain_hosts(iter([LazyVars(inventory_hostname="smtp1")]))
     assert hosts == [{"inventory_hostname": "smtp1"}]
-    assert type(hosts[0]) is dict
+    assert isinstance(hosts[0], dict)
     assert plain_hosts(None) is None
 
 
