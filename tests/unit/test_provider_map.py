@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import fake_dns
 import pytest
 
-from bulkmail.provider_map import NoMx, ProviderMap, TemporaryDnsError, netstring
+from bulkmail.provider_map import ProviderMap, netstring
 
 SUFFIXES = {
     "google": [".google.com", ".google.test"],
@@ -24,17 +25,9 @@ ZONES = {
 }
 
 
-class FakeDns:
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def __call__(self, domain: str) -> tuple[list[str], int]:
-        self.asked.append(domain)
-        if domain == "broken.test":
-            raise TemporaryDnsError("SERVFAIL")
-        if domain not in ZONES:
-            raise NoMx("NXDOMAIN")
-        return ZONES[domain]
+def fake_resolver() -> fake_dns.FakeDns:
+    """MX answers from this module's ZONES."""
+    return fake_dns.FakeDns(ZONES)
 
 
 async def ask(provider_map: ProviderMap, *requests: str) -> list[bytes]:
@@ -55,7 +48,7 @@ async def ask(provider_map: ProviderMap, *requests: str) -> list[bytes]:
 
 
 def test_a_workspace_domain_goes_to_the_google_transport() -> None:
-    dns = FakeDns()
+    dns = fake_resolver()
     replies = asyncio.run(
         ask(
             ProviderMap(SUFFIXES, resolve=dns),
@@ -86,7 +79,7 @@ def test_a_workspace_domain_goes_to_the_google_transport() -> None:
 def test_a_lane_route_map_hands_each_provider_to_its_instance() -> None:
     routes = {"lane-bulk": {"google": "handoff:[127.0.0.1]:2526",
                             "default": "handoff:[127.0.0.1]:2530"}}  # fmt: skip
-    dns = FakeDns()
+    dns = fake_resolver()
     replies = asyncio.run(
         ask(
             ProviderMap(SUFFIXES, resolve=dns, routes=routes),
@@ -113,7 +106,7 @@ def test_a_lane_route_map_hands_each_provider_to_its_instance() -> None:
 
 
 def test_answers_are_cached_for_the_ttl_within_bounds() -> None:
-    dns = FakeDns()
+    dns = fake_resolver()
     now = [1000.0]
     provider_map = ProviderMap(SUFFIXES, resolve=dns, clock=lambda: now[0])
 
@@ -132,7 +125,7 @@ def test_answers_are_cached_for_the_ttl_within_bounds() -> None:
 
 def test_a_bad_netstring_drops_the_client_not_the_server() -> None:
     async def scenario() -> bytes:
-        provider_map = ProviderMap(SUFFIXES, resolve=FakeDns())
+        provider_map = ProviderMap(SUFFIXES, resolve=fake_resolver())
         server = await asyncio.start_server(provider_map.serve_client, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         _reader, bad = await asyncio.open_connection("127.0.0.1", port)
@@ -187,6 +180,6 @@ def test_a_bad_suffix_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["", "a b", "user@", ".acme.test"])
 def test_keys_without_a_domain_are_not_found(key: str) -> None:
     started = time.monotonic()
-    reply = asyncio.run(ProviderMap(SUFFIXES, resolve=FakeDns()).lookup(f"transport {key}"))
+    reply = asyncio.run(ProviderMap(SUFFIXES, resolve=fake_resolver()).lookup(f"transport {key}"))
     assert reply == "NOTFOUND "
     assert time.monotonic() - started < 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dkim
+import fake_dns
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -21,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from test_signer import MESSAGE, txt_for, write_tables
 
 from bulkmail.cli import build_parser
-from bulkmail.provider_map import NoMx, TemporaryDnsError
 from bulkmail.submit import (
     ConfigError,
     group_by_provider,
@@ -40,17 +40,9 @@ ZONES = {
 }
 
 
-class FakeDns:
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def __call__(self, domain: str) -> tuple[list[str], int]:
-        self.asked.append(domain)
-        if domain == "broken.test":
-            raise TemporaryDnsError("SERVFAIL")
-        if domain not in ZONES:
-            raise NoMx("NXDOMAIN")
-        return ZONES[domain], 300
+def fake_resolver() -> fake_dns.FakeDns:
+    """MX answers from this module's ZONES."""
+    return fake_dns.FakeDns({domain: (hosts, 300) for domain, hosts in ZONES.items()})
 
 
 class Instance:
@@ -105,7 +97,7 @@ def submit(
     ports: dict[str, int],
     recipients: list[str],
     *,
-    dns: FakeDns | None = None,
+    dns: fake_dns.FakeDns | None = None,
     message: bytes = MESSAGE,
     lane: str = "bulk",
 ) -> tuple[int, list[dict[str, Any]], str]:
@@ -121,7 +113,7 @@ def submit(
     for address in recipients:
         argv += ["--to", address]
     stdout, stderr = io.StringIO(), io.StringIO()
-    code = run(build_parser().parse_args(argv), dns or FakeDns(), io.BytesIO(message), stdout,
+    code = run(build_parser().parse_args(argv), dns or fake_resolver(), io.BytesIO(message), stdout,
                stderr)  # fmt: skip
     return code, [json.loads(line) for line in stdout.getvalue().splitlines()], stderr.getvalue()
 
@@ -200,7 +192,7 @@ def test_two_providers_get_one_signed_transaction_each(
     tmp_path: Path, key: rsa.RSAPrivateKey, instances: dict[str, tuple[Instance, int]]
 ) -> None:
     ports = {name: port for name, (_handler, port) in instances.items()}
-    dns = FakeDns()
+    dns = fake_resolver()
 
     code, lines, err = submit(
         tmp_path, key, ports, ["a@gmail.test", "b@example.org", "c@workspace.test"], dns=dns
@@ -304,7 +296,7 @@ def test_what_cannot_be_signed_or_routed_exits_2_before_sending(
     error: str,
 ) -> None:
     ports = {name: port for name, (_handler, port) in instances.items()}
-    dns = FakeDns()
+    dns = fake_resolver()
 
     code, lines, err = submit(
         tmp_path, key, ports, ["a@gmail.test"], dns=dns, message=message, lane=lane
