@@ -24,6 +24,7 @@ def instances(
     active_limit: Any = 20000,
     providers: Any = None,
     provider_map_socket: Any = "inet:127.0.0.1:10028",
+    size_limit: Any = None,
 ) -> list[dict[str, Any]]:
     """The Postfix instances of one smtp host: its lanes, or the graveyard's single one."""
     try:
@@ -36,6 +37,7 @@ def instances(
             active_limit=int(active_limit),
             providers=list(providers or []),
             provider_map_socket=str(provider_map_socket),
+            size_limit=None if size_limit is None else int(size_limit),
         )
     except ValueError as error:
         raise AnsibleFilterError(str(error)) from error

@@ -55,6 +55,9 @@ GRAVEYARD_MAX_BACKOFF = "4h"
 GRAVEYARD_QUEUE_RUN = "5m"
 # The graveyard holds the deferred mail of every primary: this many times a primary's queue.
 GRAVEYARD_ACTIVE_FACTOR = 4
+# Room for the headers a message gains between the host that accepted it and the next one
+# (Received, DKIM-Signature): the next hop must never refuse, for its size, what was accepted.
+HANDOFF_HEADROOM = 65536
 # The transport an intake hands a provider's mail to its provider instance with.
 HANDOFF = "handoff"
 # The handoff comes from this host's own address, which is in no trusted network.
@@ -344,8 +347,25 @@ def _intake_routing(
     return main_cf, [(handoff, True)], routes
 
 
+def _size_headroom(size_limit: int | None, sender: str) -> list[Setting]:
+    """message_size_limit of a host that takes over mail `sender` accepted."""
+    if size_limit is None:
+        return []
+    return [
+        _s("message_size_limit", size_limit + HANDOFF_HEADROOM,
+           f"{sender}'s limit + {HANDOFF_HEADROOM // 1024} KB for the headers added on the way: "
+           f"a handoff never bounces for size what {sender} accepted"),
+    ]  # fmt: skip
+
+
 def _provider_instance(
-    lane: Lane, provider: str, index: int, address: str, listen: str, graveyards: Sequence[Host]
+    lane: Lane,
+    provider: str,
+    index: int,
+    address: str,
+    listen: str,
+    graveyards: Sequence[Host],
+    size_limit: int | None = None,
 ) -> Instance:
     """One provider's instance of a per_provider lane: fed by the intake, signs nothing."""
     sub = lane.for_provider(provider, index)
@@ -358,6 +378,7 @@ def _provider_instance(
            "the intake or the dispatcher signed the mail; no second signature"),
         _s("non_smtpd_milters", "", "nothing is submitted here with sendmail"),
     ]  # fmt: skip
+    main_cf += _size_headroom(size_limit, "the lane's intake")
     # VERP and the relays' routes stay: the intake's mail arrives with its return path
     # already rewritten (no table matches it again), a dispatcher's gets them here.
     main_cf += _fallback_settings(lane, graveyards)
@@ -378,6 +399,7 @@ def primary_instances(
     graveyards: Sequence[Host] = (),
     providers: Sequence[str] = (),
     provider_map_socket: str = "inet:127.0.0.1:10028",
+    size_limit: int | None = None,
 ) -> tuple[Instance, ...]:
     """The instances of a primary smtp host, the default (transactional) one first."""
     if not lanes:
@@ -442,16 +464,19 @@ def primary_instances(
         instances.append(Instance(lane, tuple(main_cf), tuple(master_cf), routes))
         if lane.per_provider:
             instances += [
-                _provider_instance(lane, provider, index, address, listen, graveyards)
+                _provider_instance(lane, provider, index, address, listen, graveyards, size_limit)
                 for index, provider in enumerate(providers)
             ]
     return tuple(instances)
 
 
-def graveyard_settings(primaries: Sequence[Host], active_limit: int) -> list[Setting]:
+def graveyard_settings(
+    primaries: Sequence[Host], active_limit: int, size_limit: int | None = None
+) -> list[Setting]:
     """main.cf of an `smtp_fallback` host: relay for the primaries, retry patiently."""
     senders = [address for host in primaries for address in host.public_addresses]
     return [
+        *_size_headroom(size_limit, "a primary"),
         _s("mynetworks", " ".join(["127.0.0.0/8", *[f"{a}/32" for a in senders]]),
            "only the primaries' sending addresses hand mail over; nobody else relays here"),
         _s("smtpd_milters", "", "mail arrives signed by the primaries; no second signature"),
@@ -478,6 +503,7 @@ def postfix_instances(
     active_limit: int = 20000,
     providers: Sequence[str] = (),
     provider_map_socket: str = "inet:127.0.0.1:10028",
+    size_limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Plain-data instances for one smtp host (what the postfix role loops over).
 
@@ -492,9 +518,11 @@ def postfix_instances(
     if me.inventory_name in {h.inventory_name for h in yards}:
         firsts = tuple(parse_host(h, i, group="smtp") for i, h in enumerate(primaries))
         lane = Lane(TRANSACTIONAL, "")
-        layer = graveyard_settings(firsts, active_limit)
+        layer = graveyard_settings(firsts, active_limit, size_limit)
         return [Instance(lane, tuple(layer), ()).as_dict() | {"graveyard": True}]
-    instances = primary_instances(me, parsed_lanes, pools, yards, names, provider_map_socket)
+    instances = primary_instances(
+        me, parsed_lanes, pools, yards, names, provider_map_socket, size_limit
+    )
     if not instances:
         return [Instance(Lane(TRANSACTIONAL, ""), (), ()).as_dict() | {"graveyard": False}]
     return [instance.as_dict() | {"graveyard": False} for instance in instances]

@@ -351,3 +351,12 @@ def test_an_unknown_relay_names_the_domain_field() -> None:
         "bulkmail_domains[0].relays[1]: 'sendgrid' is not a relay of bulkmail_relays "
         "(known: ses, mailgun)"
     )
+
+
+def test_hosts_that_take_mail_over_accept_the_headers_added_on_the_way() -> None:
+    limit = 26214400
+    _tx, intake, google, *_rest = instances(lanes=SPLIT, providers=PROVIDERS, size_limit=limit)
+    assert "message_size_limit" not in main_cf(intake)  # the tuning model's, as accepted
+    assert main_cf(google)["message_size_limit"] == str(limit + 65536)
+    (yard,) = instances(SMTP2, size_limit=limit)
+    assert main_cf(yard)["message_size_limit"] == str(limit + 65536)
