@@ -60,8 +60,25 @@ GRAVEYARD_ACTIVE_FACTOR = 4
 HANDOFF_HEADROOM = 65536
 # The transport an intake hands a provider's mail to its provider instance with.
 HANDOFF = "handoff"
-# The handoff comes from this host's own address, which is in no trusted network.
-_FEEDERS = "permit_mynetworks,permit_inet_interfaces,reject"
+# Who may feed a lane's own instance: the trusted networks (and loopback); a provider
+# instance also takes the intake's handoff, which comes from this host's own address.
+_TRUSTED_FEEDERS = Setting(
+    "smtpd_client_restrictions", "permit_mynetworks,reject",
+    "only bulkmail_trusted_networks (and loopback) feed this lane",
+)  # fmt: skip
+_HANDOFF_FEEDERS = Setting(
+    "smtpd_client_restrictions", "permit_mynetworks,permit_inet_interfaces,reject",
+    "bulkmail_trusted_networks (and loopback), and this host's own addresses: the intake",
+)  # fmt: skip
+
+
+# The provider classifier's socketmap that routes a per_provider lane's mail (`lane-bulk`).
+ROUTE_MAP_PREFIX = "lane-"
+
+
+def route_map_name(lane: str) -> str:
+    """The classifier's map of a lane; also the lane's key in the routes file."""
+    return f"{ROUTE_MAP_PREFIX}{lane}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ class Lane:
     @property
     def route_map(self) -> str:
         """The provider classifier's map that routes this lane's mail to its providers."""
-        return f"lane-{self.name}"
+        return route_map_name(self.name)
 
     def ports(self, providers: Sequence[str]) -> range:
         """The ports the lane takes: its own, then one per provider instance."""
@@ -98,11 +115,17 @@ class Lane:
             return range(0)
         return range(self.port, self.port + 1 + (len(providers) if self.per_provider else 0))
 
-    def for_provider(self, provider: str, index: int) -> Lane:
-        """The lane's instance for one provider, fed on its own port on the internal address."""
+    def provider_lanes(self, providers: Sequence[str]) -> list[Lane]:
+        """A per_provider lane's instance per provider (port + 1 + the provider's index);
+        none for another lane."""
+        if not self.per_provider:
+            return []
         if self.port is None:
             raise ModelError(f"bulkmail_lanes.{self.name}.port", "a per_provider lane needs one")
-        return Lane(self.name, self.pool, self.port + 1 + index, self.fallback, False, provider)
+        return [
+            Lane(self.name, self.pool, self.port + 1 + index, self.fallback, False, provider)
+            for index, provider in enumerate(providers)
+        ]
 
     @property
     def config_directory(self) -> str:
@@ -301,8 +324,14 @@ def _lane_instance_settings(lane: Lane) -> list[Setting]:
     ]  # fmt: skip
 
 
+def _source_address(lane: Lane, address: str) -> Setting:
+    return _s("smtp_bind_address", address,
+              f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
+              f"covered by SPF and PTR")  # fmt: skip
+
+
 def _own_listener(
-    listen: str, reason: str, *options: Setting, feeders: str = "permit_mynetworks,reject"
+    listen: str, reason: str, *options: Setting, feeders: Setting = _TRUSTED_FEEDERS
 ) -> list[tuple[MasterService, bool]]:
     """master.cf of a lane instance: not the default instance's 25 and 587, its own port."""
     return [
@@ -311,9 +340,7 @@ def _own_listener(
         (MasterService("submission", "inet", "smtpd", "the transactional lane's 587",
                        private="n", chroot="y"), False),
         (MasterService(listen, "inet", "smtpd", reason, private="n", chroot="y",
-                       options=(Setting("smtpd_client_restrictions", feeders,
-                                        "only bulkmail_trusted_networks (and loopback) feed "
-                                        "this lane"), *options)), True),
+                       options=(feeders, *options)), True),
     ]  # fmt: skip
 
 
@@ -322,8 +349,8 @@ def _intake_routing(
 ) -> tuple[list[Setting], list[tuple[MasterService, bool]], dict[str, str]]:
     """A per_provider lane's intake: route each provider's mail to the provider's instance."""
     routes = {
-        provider: f"{HANDOFF}:[{listen}]:{lane.for_provider(provider, i).port}"
-        for i, provider in enumerate(providers)
+        str(sub.provider): f"{HANDOFF}:[{listen}]:{sub.port}"
+        for sub in lane.provider_lanes(providers)
     }
     main_cf = [
         _s("transport_maps", f"socketmap:{socket}:{lane.route_map}",
@@ -359,20 +386,15 @@ def _size_headroom(size_limit: int | None, sender: str) -> list[Setting]:
 
 
 def _provider_instance(
-    lane: Lane,
-    provider: str,
-    index: int,
+    sub: Lane,
     address: str,
     listen: str,
     graveyards: Sequence[Host],
     size_limit: int | None = None,
 ) -> Instance:
     """One provider's instance of a per_provider lane: fed by the intake, signs nothing."""
-    sub = lane.for_provider(provider, index)
     main_cf = [
-        _s("smtp_bind_address", address,
-           f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
-           f"covered by SPF and PTR"),
+        _source_address(sub, address),
         *_lane_instance_settings(sub),
         _s("smtpd_milters", "",
            "the intake or the dispatcher signed the mail; no second signature"),
@@ -381,13 +403,13 @@ def _provider_instance(
     main_cf += _size_headroom(size_limit, "the lane's intake")
     # VERP and the relays' routes stay: the intake's mail arrives with its return path
     # already rewritten (no table matches it again), a dispatcher's gets them here.
-    main_cf += _fallback_settings(lane, graveyards)
+    main_cf += _fallback_settings(sub, graveyards)
     master_cf = _own_listener(
         f"{listen}:{sub.port}",
-        f"lane {lane.name}'s mail for {provider} arrives here from the lane's intake (or a "
+        f"lane {sub.name}'s mail for {sub.provider} arrives here from the lane's intake (or a "
         f"signing dispatcher on the trusted networks)",
-        Setting("smtpd_relay_restrictions", _FEEDERS, "the same feeders may relay"),
-        feeders=_FEEDERS,
+        Setting("smtpd_relay_restrictions", _HANDOFF_FEEDERS.value, "the same feeders may relay"),
+        feeders=_HANDOFF_FEEDERS,
     )
     return Instance(sub, tuple(main_cf), tuple(master_cf))
 
@@ -419,21 +441,15 @@ def primary_instances(
         )
     others = [lane for lane in lanes if lane.name != TRANSACTIONAL]
     directories = [
-        d
+        instance.config_directory
         for lane in others
-        for d in [lane.config_directory]
-        + ([lane.for_provider(p, i).config_directory for i, p in enumerate(providers)]
-           if lane.per_provider else [])
-    ]  # fmt: skip
+        for instance in [lane, *lane.provider_lanes(providers)]
+    ]
     listen = host.internal_ipv4 or "127.0.0.1"
     instances = []
     for lane in lanes:
         address = lane_address(host, lane, pools)
-        main_cf = [
-            _s("smtp_bind_address", address,
-               f"lane {lane.name} sends from this host's address in pool {lane.pool!r}, "
-               f"covered by SPF and PTR"),
-        ]  # fmt: skip
+        main_cf = [_source_address(lane, address)]
         master_cf: list[tuple[MasterService, bool]] = []
         routes: dict[str, str] = {}
         if lane.name == TRANSACTIONAL:
@@ -462,11 +478,10 @@ def primary_instances(
                 master_cf += handoff
         main_cf += _fallback_settings(lane, graveyards)
         instances.append(Instance(lane, tuple(main_cf), tuple(master_cf), routes))
-        if lane.per_provider:
-            instances += [
-                _provider_instance(lane, provider, index, address, listen, graveyards, size_limit)
-                for index, provider in enumerate(providers)
-            ]
+        instances += [
+            _provider_instance(sub, address, listen, graveyards, size_limit)
+            for sub in lane.provider_lanes(providers)
+        ]
     return tuple(instances)
 
 

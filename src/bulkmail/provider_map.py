@@ -12,7 +12,7 @@ failure is `TEMP` (Postfix defers and asks again). Answers are cached for the re
 
 A lane split by provider (`bulkmail_lanes.<lane>.per_provider`) asks another map of the
 same daemon, `lane-<lane>`: the answer is the route to that provider's own instance
-(`OK handoff:[127.0.0.1]:2526`), from `--routes FILE` (map name -> provider -> reply, derived
+(`OK handoff:[10.25.0.10]:2526`), from `--routes FILE` (map name -> provider -> reply, derived
 by `bulkmail.logic.postfix_lanes`); a domain no provider claims takes the `default` route.
 
 The socketmap protocol (socketmap_table(5)): requests and replies are netstrings,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from bulkmail import signer
+from bulkmail.logic.postfix_lanes import ROUTE_MAP_PREFIX, route_map_name
 from bulkmail.provider_map import (
     ProviderMap,
     ResolveMx,
@@ -121,9 +122,9 @@ def lane_routes(
     routes: Mapping[str, Mapping[str, str]], lane: str, source: Path
 ) -> Mapping[str, str]:
     """The lane's map (`lane-<lane>`): provider -> route (`source`: for errors)."""
-    found = routes.get(f"lane-{lane}")
+    found = routes.get(route_map_name(lane))
     if found is None:
-        known = ", ".join(sorted(name.removeprefix("lane-") for name in routes)) or "none"
+        known = ", ".join(sorted(name.removeprefix(ROUTE_MAP_PREFIX) for name in routes)) or "none"
         raise ConfigError(f"{source}: lane {lane!r} has no routes (lanes with routes: {known})")
     return found
 
