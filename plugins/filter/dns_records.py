@@ -13,15 +13,19 @@ from functools import wraps
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import public_key_map
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_map
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import (
     build_zones,
     dkim_txt_chunks,
     mta_sts_policies,
     render_dmarc_record,
     render_spf_record,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_transfer import (
+    plan_zone_transfers,
+    render_tsig_key,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     model_summary,
     parse_domain,
@@ -30,16 +34,12 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import
     parse_smtp_hosts,
     pool_addresses,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     validate_model as check_model,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.plain_data import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import (
     plain,
     plain_hosts,
-)
-from ansible_collections.bulkmail.infra.plugins.module_utils.zone_transfer import (
-    plan_zone_transfers,
-    render_tsig_key,
 )
 
 

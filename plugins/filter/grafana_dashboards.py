@@ -49,7 +49,7 @@ _value:
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.grafana_dashboard import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.grafana.dashboard import (
     DashboardError,
     check_dashboard_files,
 )

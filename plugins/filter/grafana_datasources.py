@@ -43,7 +43,7 @@ _value:
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.grafana_datasources import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.grafana.datasources import (
     DatasourceError,
     grafana_datasources,
 )

@@ -66,7 +66,10 @@ _value:
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.pg_hba import HbaError, pg_hba_rules
+from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import (
+    HbaError,
+    pg_hba_rules,
+)
 
 
 def _pg_hba_rules(database: str, clients: list[Any], **options: Any) -> list[dict[str, str]]:

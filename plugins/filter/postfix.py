@@ -1,12 +1,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin filters over plugins/module_utils/postfix_config.py (documented in the .yml files)."""
+"""Thin filters over plugins/module_utils/postfix/config.py (documented in the .yml files)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import (
     merge_services,
     merge_settings,
     postfix_main_cf,

@@ -1,16 +1,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin filter over plugins/module_utils/postfix_lanes.py (documented in postfix_instances.yml)."""
+"""Thin filter over plugins/module_utils/postfix/lanes.py (documented in postfix_instances.yml)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.plain_data import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import (
     plain,
     plain_hosts,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_lanes import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.lanes import (
     postfix_instances,
 )
 

@@ -1,12 +1,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin filter over plugins/module_utils/postfix_tuning.py (documented in postfix_tuning.yml)."""
+"""Thin filter over plugins/module_utils/postfix/tuning.py (documented in postfix_tuning.yml)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_tuning import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.tuning import (
     postfix_tuning,
 )
 

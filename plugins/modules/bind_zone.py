@@ -133,14 +133,14 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
-    ModelError,
-    validate_domain_name,
-)
-from ansible_collections.bulkmail.infra.plugins.module_utils.zone_file import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_file import (
     normalize_record,
     plan_zone_file,
     soa_from_mapping,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
+    ModelError,
+    validate_domain_name,
 )
 
 

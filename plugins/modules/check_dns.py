@@ -167,7 +167,7 @@ from dataclasses import replace
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
     PASS,
     Expectations,
     check_domains,
@@ -175,11 +175,11 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
     failure_lines,
     public_keys_from_store,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
     dnspython_missing,
     dnspython_resolve,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 
 def build_expectations(params: dict[str, Any]) -> list[Expectations]:

@@ -126,12 +126,12 @@ created:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
     ensure_key,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 
 def main() -> None:

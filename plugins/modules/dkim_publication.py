@@ -110,15 +110,15 @@ waiting:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
     model_selectors,
     record_publications,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
     ask_authoritative,
     dnspython_missing,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 
 def main() -> None:

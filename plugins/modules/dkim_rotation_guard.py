@@ -100,7 +100,7 @@ moves:
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
     check_signing_moves,
     decode_tables,
     model_selectors,
@@ -109,7 +109,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation impor
     signing_moves,
     signing_selectors,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 
 def main() -> None:

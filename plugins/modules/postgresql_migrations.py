@@ -105,7 +105,7 @@ version:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.migrations import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.migrations import (
     MigrationApplyError,
     MigrationError,
     discover_migrations,

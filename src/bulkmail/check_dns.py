@@ -4,7 +4,7 @@
                        [--pool-ip IP]... [--selector SELECTOR]... [--key-store DIR]
                        [--expect FILE] [--inventory DIR]
 
-The checks are `bulkmail.logic.dns_check` (the collection's module_utils, shared with the
+The checks are `bulkmail.logic.dns.check` (the collection's module_utils, shared with the
 `bulkmail.infra.check_dns` module); this file only asks DNS, with dnspython, and prints.
 
 What each domain should publish comes from flags, from the inventory model, or both:
@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulkmail.logic.dns_check import (
+from bulkmail.logic.dns.check import (
     PASS,
     DomainReport,
     Expectations,
@@ -43,8 +43,8 @@ from bulkmail.logic.dns_check import (
     expectations_from_model,
     public_keys_from_store,
 )
-from bulkmail.logic.dns_resolver import dnspython_resolve
-from bulkmail.logic.domain_model import (
+from bulkmail.logic.dns.resolver import dnspython_resolve
+from bulkmail.logic.model.domains import (
     ModelError,
     parse_ip_pools,
     pool_addresses,

@@ -5,7 +5,7 @@
 Postfix looks each recipient up in `transport_maps =
 socketmap:inet:127.0.0.1:10028:transport` (the whole address: Postfix sends a socketmap
 no partial keys); this daemon resolves the address's domain's MX, and when the
-best MX host ends with a provider's suffix (`bulkmail.logic.postfix_tuning.transport_for_mx`,
+best MX host ends with a provider's suffix (`bulkmail.logic.postfix.tuning.transport_for_mx`,
 the same table the tuning model derives) answers `OK <provider>:`, so the provider's transport
 delivers with its own limits. Anything else is `NOTFOUND` (Postfix's default transport); a DNS
 failure is `TEMP` (Postfix defers and asks again). Answers are cached for the record's TTL.
@@ -13,7 +13,7 @@ failure is `TEMP` (Postfix defers and asks again). Answers are cached for the re
 A lane split by provider (`bulkmail_lanes.<lane>.per_provider`) asks another map of the
 same daemon, `lane-<lane>`: the answer is the route to that provider's own instance
 (`OK handoff:[10.25.0.10]:2526`), from `--routes FILE` (map name -> provider -> reply, derived
-by `bulkmail.logic.postfix_lanes`); a domain no provider claims takes the `default` route.
+by `bulkmail.logic.postfix.lanes`); a domain no provider claims takes the `default` route.
 
 The socketmap protocol (socketmap_table(5)): requests and replies are netstrings,
 `<length>:<payload>,`; a request is `<map name> <key>`.
@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from bulkmail.logic.postfix_tuning import transport_for_mx
+from bulkmail.logic.postfix.tuning import transport_for_mx
 
 LOG = logging.getLogger("bulkmail.provider-map")
 MAX_REQUEST = 10000  # Postfix keys are addresses or domains: far below this

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bulkmail.logic.dkim_keys import private_key_pem, public_key_b64
-from bulkmail.logic.dns_check import LookupFailed
-from bulkmail.logic.dns_records import dkim_txt_value
+from bulkmail.logic.dkim.keys import private_key_pem, public_key_b64
+from bulkmail.logic.dns.check import LookupFailed
+from bulkmail.logic.dns.records import dkim_txt_value
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulkmail.cli import main

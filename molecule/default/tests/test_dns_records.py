@@ -1,7 +1,7 @@
 """The dns tier answers exactly the records the inventory model implies.
 
 The expectation is computed by the same builders the bind role uses
-(plugins/module_utils/dns_records.py), from the lab inventory and the DKIM key store,
+(plugins/module_utils/dns/records.py), from the lab inventory and the DKIM key store,
 and compared with what BIND answers to a stranger on the internet side.
 """
 
@@ -16,13 +16,13 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import yaml
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import (
     key_path,
     load_private_key,
     public_key_b64,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import build_zones
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import build_zones
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     parse_dns_hosts,
     parse_domains,
     parse_hosts,

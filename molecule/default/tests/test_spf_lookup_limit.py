@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import LookupFailed
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import LookupFailed
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
     ask_authoritative,
 )
 from conftest import INVENTORY, REPO, ansible_playbook, playbook_failures

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
     Publication,
     PublicationRun,
     SigningMove,
@@ -27,8 +27,8 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_rotation impor
     wait_until_served,
     write_publication,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import LookupFailed
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import LookupFailed
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     ModelErrors,
 )

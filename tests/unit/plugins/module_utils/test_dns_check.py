@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim_keys import public_key_b64
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_b64
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
     FAIL,
     PASS,
     WARN,
@@ -21,7 +21,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_check import (
     spf_syntax_problems,
     tag_list,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import (
     dkim_txt_value,
     mta_sts_policy_id,
     render_dmarc_record,
@@ -29,7 +29,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import 
     render_mta_sts_record,
     render_spf_record,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     MtaSts,
     parse_dmarc,

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import (
     build_zones,
     count_spf_lookups,
     dkim_key_type,
@@ -20,7 +20,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns_records import 
     render_tls_rpt_record,
     reverse_zone_name,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     MtaSts,
     TlsRpt,

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     Dmarc,
     ModelError,
     ModelErrors,

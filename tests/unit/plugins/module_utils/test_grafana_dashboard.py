@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.grafana_dashboard import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.grafana.dashboard import (
     DashboardError,
     check_dashboard,
     check_dashboard_files,
     parse_dashboard,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.grafana_datasources import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.grafana.datasources import (
     POSTGRESQL_UID,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.grafana_datasources import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.grafana.datasources import (
     DatasourceError,
     datasource_uids,
     grafana_datasources,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.migrations import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.migrations import (
     AppliedMigration,
     MigrationApplyError,
     MigrationError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.pg_hba import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import (
     HbaError,
     build_pg_hba,
     pg_hba_rules,

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
-from ansible_collections.bulkmail.infra.plugins.module_utils.plain_data import plain, plain_hosts
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import plain, plain_hosts
 
 
 class LazyVars(Mapping[str, Any]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import (
     MasterService,
     PostfixConfigError,
     Setting,

@@ -6,16 +6,16 @@ import re
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     validate_model,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import postfix_verp
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_lanes import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import postfix_verp
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.lanes import (
     parse_lanes,
     postfix_instances,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_tuning import postfix_tuning
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.tuning import postfix_tuning
 
 POOLS = {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11", "198.51.100.12"]}
 LANES = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     ModelErrors,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import (
     merge_services,
     merge_settings,
     postfix_main_cf,
@@ -18,7 +18,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_config impo
     settings_from_data,
     smtp_host,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.postfix_tuning import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.tuning import (
     parse_providers,
     parse_relays,
     parse_volume,

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
-from ansible_collections.bulkmail.infra.plugins.module_utils.zone_file import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_file import (
     Soa,
     next_serial,
     normalize_record,
@@ -23,6 +22,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.zone_file import (
     txt_strings,
     without_serial,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 SOA = Soa(mname="ns1.example.com.", rname="hostmaster.example.com.")
 TODAY = datetime.date(2026, 11, 23)

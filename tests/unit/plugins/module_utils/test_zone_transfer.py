@@ -6,12 +6,12 @@ import base64
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.domain_model import ModelError
-from ansible_collections.bulkmail.infra.plugins.module_utils.zone_transfer import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_transfer import (
     plan_zone_transfers,
     render_tsig_key,
     validate_tsig_secret,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 DNS_HOSTS: list[dict[str, Any]] = [

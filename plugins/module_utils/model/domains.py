@@ -1,6 +1,6 @@
 """The inventory model (docs/model.md), parsed and validated.
 
-Pure Python, no Ansible import: the same file is `bulkmail.logic.domain_model` in the runtime.
+Pure Python, no Ansible import: the same file is `bulkmail.logic.model.domains` in the runtime.
 Every error is a `ModelError` whose message starts with the path of the offending field
 (`bulkmail_domains[1].dmarc.policy`) and says how to fix it.
 """

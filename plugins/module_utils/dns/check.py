@@ -1,6 +1,6 @@
 """What a sending domain publishes in DNS, checked against what it should publish.
 
-Pure Python, no Ansible import and no network code (also `bulkmail.logic.dns_check`). The
+Pure Python, no Ansible import and no network code (also `bulkmail.logic.dns.check`). The
 caller passes a `resolve(name, rdtype) -> list[str]` function; the two doors are the
 `bulkmail check-dns` command (src/bulkmail/check_dns.py) and the `bulkmail.infra.check_dns`
 module, both with dnspython. The contract of `resolve`:
@@ -28,18 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dns_records import (
-    MAX_SPF_LOOKUPS,
-    MTA_STS_ID_LENGTH,
-    MTA_STS_POLICY_PATH,
-    mta_sts_policy_id,
-    render_dmarc_record,
-    render_mta_sts_policy,
-    render_spf_record,
-    reverse_pointer,
-)
-from .dns_records import spf_lookup_terms as _spf_lookup_terms
-from .domain_model import (
+from ..model.domains import (
     ALIGNMENT_MODES,
     DMARC_POLICIES,
     Dmarc,
@@ -50,6 +39,17 @@ from .domain_model import (
     validate_ipv4,
     validate_mailto,
 )
+from .records import (
+    MAX_SPF_LOOKUPS,
+    MTA_STS_ID_LENGTH,
+    MTA_STS_POLICY_PATH,
+    mta_sts_policy_id,
+    render_dmarc_record,
+    render_mta_sts_policy,
+    render_spf_record,
+    reverse_pointer,
+)
+from .records import spf_lookup_terms as _spf_lookup_terms
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -1377,7 +1377,7 @@ def public_keys_from_store(store: str, domain: str, selectors: Iterable[str]) ->
     The store is `<store>/<domain>/<selector>.private` (dkim_keys.py); selectors without a
     file there are left out, and their published key is checked without comparison.
     """
-    from .dkim_keys import key_path, load_private_key, public_key_b64  # needs cryptography
+    from ..dkim.keys import key_path, load_private_key, public_key_b64  # needs cryptography
 
     keys = {}
     for selector in selectors:

@@ -6,7 +6,7 @@ imported when a resolver is made, so importing this file needs nothing beyond th
 
 from __future__ import annotations
 
-from .dns_check import LookupFailed, Resolve
+from .check import LookupFailed, Resolve
 
 
 def dnspython_missing() -> str | None:

@@ -1,6 +1,6 @@
 """DKIM key store on the controller: `<store>/<domain>/<selector>.private` (PEM PKCS#8, 0600).
 
-Pure Python with `cryptography`, no Ansible import (also `bulkmail.logic.dkim_keys`).
+Pure Python with `cryptography`, no Ansible import (also `bulkmail.logic.dkim.keys`).
 An existing key is never overwritten: rotating means adding a new selector.
 """
 
@@ -25,8 +25,8 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-from .dns_records import DKIM_KEY_TYPES, dkim_txt_chunks
-from .domain_model import ModelError, validate_domain_name, validate_selector
+from ..dns.records import DKIM_KEY_TYPES, dkim_txt_chunks
+from ..model.domains import ModelError, validate_domain_name, validate_selector
 
 KEY_MODE = 0o600
 DIR_MODE = 0o700

@@ -1,6 +1,6 @@
 """DNS records derived from the inventory model: SPF, DKIM, DMARC, MX, NS, A, PTR and zones.
 
-Pure Python, no Ansible import (also `bulkmail.logic.dns_records`). Records are plain dicts
+Pure Python, no Ansible import (also `bulkmail.logic.dns.records`). Records are plain dicts
 {name, type, value, ttl}: `name` relative to its zone ("@" for the apex), `value` a string or,
 for TXT, the list of <=255-byte character-strings of one record.
 """
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .domain_model import (
+from ..model.domains import (
     Dmarc,
     Domain,
     Host,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .domain_model import (
+from ..model.domains import (
     ModelError,
     _show,
     parse_domains,
@@ -27,7 +27,7 @@ from .domain_model import (
     raise_collected,
     validate_domain_name,
 )
-from .postfix_config import MasterService, Setting
+from .config import MasterService, Setting
 
 # Postfix's own defaults, kept as floors: the model only ever raises them.
 POSTFIX_PROCESS_LIMIT = 100

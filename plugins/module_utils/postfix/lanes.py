@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .domain_model import (
+from ..model.domains import (
     Host,
     ModelError,
     _show,
@@ -42,7 +42,7 @@ from .domain_model import (
     parse_ip_pools,
     raise_collected,
 )
-from .postfix_config import MasterService, Setting
+from .config import MasterService, Setting
 
 TRANSACTIONAL = "transactional"
 LANE_KEYS = ("pool", "port", "fallback", "per_provider")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .domain_model import (
+from ..model.domains import (
     ModelError,
     parse_domains,
     parse_ip_pools,

@@ -1,6 +1,6 @@
 """When a DKIM selector may start signing: once resolvers can no longer hold "no such selector".
 
-Pure Python, no Ansible import and no network code (also `bulkmail.logic.dkim_rotation`).
+Pure Python, no Ansible import and no network code (also `bulkmail.logic.dkim.rotation`).
 
 A resolver that asked for a selector before it was published caches the negative answer for
 up to the record's TTL (RFC 2308: the SOA's TTL or minimum, whichever is lower, and the dns
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from .dkim_keys import DIR_MODE, KEY_MODE, key_path
-from .dns_check import LookupFailed, tag_list
-from .domain_model import ModelError, raise_collected, validate_domain_name, validate_selector
+from ..dns.check import LookupFailed, tag_list
+from ..model.domains import ModelError, raise_collected, validate_domain_name, validate_selector
+from .keys import DIR_MODE, KEY_MODE, key_path
 
 PUBLISHED_SUFFIX = ".published"
 DOMAINKEY = "._domainkey."

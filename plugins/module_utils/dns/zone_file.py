@@ -1,6 +1,6 @@
 """BIND zone files: render one from a record list, read its SOA serial, plan the next write.
 
-Pure Python, no Ansible import (also `bulkmail.logic.zone_file`). Records are the plain dicts
+Pure Python, no Ansible import (also `bulkmail.logic.dns.zone_file`). Records are the plain dicts
 that `dns_records.build_zones` returns: {name, type, value, ttl}; `name` is relative to the
 zone ("@" for the apex); `value` is a string, or for TXT a list of character-strings.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .domain_model import ModelError, validate_domain_name, validate_ipv4
+from ..model.domains import ModelError, validate_domain_name, validate_ipv4
 
 MAX_SERIAL = 2**32 - 1
 MAX_TXT_STRING = 255

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .domain_model import ModelError
+from .domains import ModelError
 
 
 def plain(value: Any) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .domain_model import Host, ModelError, parse_dns_hosts
+from ..model.domains import Host, ModelError, parse_dns_hosts
 
 TSIG_ALGORITHM = "hmac-sha256"
 # RFC 8945 6: a key at least as long as the hash output (32 bytes for SHA-256) is recommended;

@@ -1,0 +1,1 @@
+"""DKIM keys and the guarded selector rotation."""

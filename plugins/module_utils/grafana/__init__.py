@@ -1,0 +1,1 @@
+"""Grafana: datasources and dashboard checks."""
