@@ -14,7 +14,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 LAB     := lab
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers
-COLLECTION_LINK := build/collections/ansible_collections/bulkmail/infra
+COLLECTION_LINK := collections/ansible_collections/bulkmail/infra
 
 .PHONY: help
 help: ## List the targets
@@ -36,9 +36,8 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 venv: $(VENV)/.installed ## Python tooling in .venv (Ansible, Molecule, linters)
 
 .PHONY: collection-link
-collection-link: ## Make this checkout resolvable as bulkmail.infra
-	@mkdir -p $(dir $(COLLECTION_LINK))
-	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+collection-link: ## Make this checkout resolvable as bulkmail.infra (the link is committed; this restores it)
+	@test -L $(COLLECTION_LINK) || { mkdir -p $(dir $(COLLECTION_LINK)) && ln -s ../../.. $(COLLECTION_LINK); }
 
 # --- the lab -----------------------------------------------------------------
 

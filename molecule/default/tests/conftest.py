@@ -17,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 # The collection's own logic (module_utils), importable as ansible_collections.bulkmail.infra.
-sys.path.insert(0, str(REPO / "build" / "collections"))
+sys.path.insert(0, str(REPO / "collections"))
 INVENTORY = REPO / "inventories" / "lab"
 SECRETS = INVENTORY / ".secrets"
 
