@@ -100,6 +100,24 @@ lint: venv collection-link ## ruff, yamllint, ansible-lint (production profile)
 	ruff format --check .
 	yamllint -s .
 	ansible-lint --profile production
+	@$(MAKE) --no-print-directory collection-check
+
+# What a user of the built collection gets: build, install into a temp dir, and run the
+# playbook by its collection name from outside the checkout, with none of its config.
+SHIP_IGNORED := ^(Makefile|ansible\.cfg|requirements-dev\.txt|lab|molecule|\.ci|build|\.venv|collections|tests/output|inventories/lab|inventories/[^/]+/\.secrets)(/|$$)
+
+.PHONY: collection-check
+collection-check: venv ## Build the collection, install it in a temp dir, syntax-check bulkmail.infra.site from there
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/bulkmail-collection.XXXXXX"); trap 'rm -rf "$$tmp"' EXIT; \
+	  ansible-galaxy collection build -f --output-path "$$tmp" >/dev/null; \
+	  tarball=$$(ls "$$tmp"/bulkmail-infra-*.tar.gz); \
+	  if tar -tzf "$$tarball" | grep -E '$(SHIP_IGNORED)'; then \
+	    echo "collection-check: the files above must stay out of the built collection (galaxy.yml build_ignore)"; exit 1; fi; \
+	  cd "$$tmp" && export -n ANSIBLE_CONFIG && export ANSIBLE_COLLECTIONS_PATH="$$tmp/installed"; \
+	  ansible-galaxy collection install -p "$$tmp/installed" "$$tarball" >/dev/null; \
+	  ansible-playbook bulkmail.infra.site --syntax-check \
+	    -i "$$tmp/installed/ansible_collections/bulkmail/infra/inventories/example"; \
+	  echo "collection-check: $$(basename "$$tarball"), $$(tar -tzf "$$tarball" | wc -l) entries, bulkmail.infra.site parses from the installed copy"
 
 .PHONY: sanity
 sanity: venv ## ansible-test sanity, as Galaxy and collection maintainers run it
