@@ -167,18 +167,19 @@ from dataclasses import replace
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
-    PASS,
-    Expectations,
-    check_domains,
-    expectations_from_model,
-    failure_lines,
-    public_keys_from_store,
-)
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.dns_lookup import (
     dnspython_missing,
     dnspython_resolve,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
+    public_keys_from_store,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
+    check_domains,
+    expectations_from_model,
+    failure_lines,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import PASS, Expectations
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 

@@ -126,10 +126,10 @@ created:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import ensure_key
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    ensure_key,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 

@@ -110,14 +110,14 @@ waiting:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
-    model_selectors,
-    record_publications,
-)
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.dns_lookup import (
     ask_authoritative,
     dnspython_missing,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
+    record_publications,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import model_selectors
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 

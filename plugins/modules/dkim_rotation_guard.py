@@ -100,12 +100,14 @@ moves:
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
+    publication_path,
+    read_publication,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
     check_signing_moves,
     decode_tables,
     model_selectors,
-    publication_path,
-    read_publication,
     signing_moves,
     signing_selectors,
 )

@@ -105,10 +105,12 @@ version:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.migration_files import (
+    discover_migrations,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.migrations import (
     MigrationApplyError,
     MigrationError,
-    discover_migrations,
     run_migrations,
 )
 

@@ -5,7 +5,8 @@
                        [--expect FILE] [--inventory DIR]
 
 The checks are `bulkmail.logic.dns.check` (the collection's module_utils, shared with the
-`bulkmail.infra.check_dns` module); this file only asks DNS, with dnspython, and prints.
+`bulkmail.infra.check_dns` module), with DNS and the key store through `bulkmail.logic.adapters`;
+this file only reads its arguments and the model's files, and prints.
 
 What each domain should publish comes from flags, from the inventory model, or both:
 
@@ -34,16 +35,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulkmail.logic.dns.check import (
-    PASS,
-    DomainReport,
-    Expectations,
-    Resolve,
-    check_domains,
-    expectations_from_model,
-    public_keys_from_store,
-)
-from bulkmail.logic.dns.resolver import dnspython_resolve
+from bulkmail.logic.adapters.dns_lookup import dnspython_resolve
+from bulkmail.logic.adapters.key_store import public_keys_from_store
+from bulkmail.logic.dns.check import check_domains, expectations_from_model
+from bulkmail.logic.dns.report import PASS, DomainReport, Expectations, Resolve
 from bulkmail.logic.model.domains import (
     ModelError,
     parse_ip_pools,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from bulkmail import check_dns, provider_map, signer, submit
-from bulkmail.logic.dns.check import Resolve
+from bulkmail.logic.dns.report import Resolve
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from bulkmail.logic.dkim.keys import private_key_pem, public_key_b64
-from bulkmail.logic.dns.check import LookupFailed
 from bulkmail.logic.dns.records import dkim_txt_value
+from bulkmail.logic.dns.report import LookupFailed
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulkmail.cli import main

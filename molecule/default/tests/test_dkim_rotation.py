@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.dns_lookup import (
     ask_authoritative,
 )
 from conftest import SECRETS, ansible_playbook, playbook_failures, read_secret

@@ -16,11 +16,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import yaml
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
     key_path,
     load_private_key,
-    public_key_b64,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_b64
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import build_zones
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     parse_dns_hosts,

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import LookupFailed
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.resolver import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.dns_lookup import (
     ask_authoritative,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import LookupFailed
 from conftest import INVENTORY, REPO, ansible_playbook, playbook_failures
 
 ZONE = "spfchain.test"

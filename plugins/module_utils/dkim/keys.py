@@ -1,15 +1,14 @@
-"""DKIM key store on the controller: `<store>/<domain>/<selector>.private` (PEM PKCS#8, 0600).
+"""DKIM keys: made, encoded, checked and published; pure Python with `cryptography`.
 
-Pure Python with `cryptography`, no Ansible import (also `bulkmail.logic.dkim.keys`).
-An existing key is never overwritten: rotating means adding a new selector.
+No Ansible import and no file I/O (also `bulkmail.logic.dkim.keys`): the key store on the
+controller (`<store>/<domain>/<selector>.private`, PEM PKCS#8, 0600) is
+adapters/key_store.py, which reads and writes keys with these functions. An existing key is
+never overwritten: rotating means adding a new selector.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import stat
-import tempfile
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ else:
 from ..dns.records import DKIM_KEY_TYPES, dkim_txt_chunks
 from ..model.domains import ModelError, validate_domain_name, validate_selector
 
-KEY_MODE = 0o600
-DIR_MODE = 0o700
 MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept smaller keys
 MAX_RSA_BITS = 4096  # larger keys overflow what many DNS setups and verifiers handle
 
@@ -43,10 +40,6 @@ class DkimKey:
     txt: list[str]
     changed: bool
     created: bool
-
-
-def key_path(store: str, domain: str, selector: str) -> str:
-    return os.path.join(store, domain, f"{selector}.private")
 
 
 def generate_private_key(key_type: str = "rsa", bits: int = 2048) -> Any:
@@ -84,49 +77,41 @@ def public_key_b64(key: Any) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def load_private_key(path: str) -> Any:
-    with open(path, "rb") as handle:
-        data = handle.read()
+def parse_private_key(data: bytes, source: str) -> Any:
+    """The key in PEM `data`; a ModelError names `source` (the file it came from)."""
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as error:
         raise ModelError(
-            path,
+            source,
             f"is not an unencrypted PEM private key ({error}); move it away to create a new one",
         ) from None
 
 
-def _ensure_dir(path: str, check_mode: bool) -> bool:
-    """Create `path` (0700) or tighten its mode; True if something changed or would."""
-    if not os.path.isdir(path):
-        if not check_mode:
-            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
-            os.chmod(path, DIR_MODE)
-        return True
-    if stat.S_IMODE(os.stat(path).st_mode) != DIR_MODE:
-        if not check_mode:
-            os.chmod(path, DIR_MODE)
-        return True
-    return False
+def check_key_type(key: Any, key_type: str, source: str) -> None:
+    """Refuse a stored key of another type than asked for: keys are never replaced."""
+    actual = key_type_of(key)
+    if actual != key_type:
+        raise ModelError(
+            source,
+            f"holds an {actual} key but type {key_type} was asked for; existing keys are "
+            "never replaced: publish the new type under a new selector",
+        )
 
 
-def _write_new(path: str, data: bytes) -> bool:
-    """Write `path` only if it does not exist; False if another process created it first."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".dkim-", dir=directory)
-    try:
-        os.fchmod(fd, KEY_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)  # unlike rename, link never replaces an existing file
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+def describe_key(path: str, key: Any, *, changed: bool, created: bool) -> DkimKey:
+    """What the dkim_key module returns for `key`: its public half and DNS TXT chunks."""
+    key_type = key_type_of(key)
+    public = public_key_b64(key)
+    return DkimKey(
+        path=path,
+        key_type=key_type,
+        bits=key.key_size if key_type == "rsa" else 256,
+        public_key=public,
+        txt=dkim_txt_chunks(public, key_type),
+        changed=changed,
+        created=created,
+    )
 
 
 def check_request(domain: str, selector: str, key_type: str, bits: int) -> None:
@@ -138,59 +123,6 @@ def check_request(domain: str, selector: str, key_type: str, bits: int) -> None:
         raise ModelError(
             "bits", f"{bits} is outside {MIN_RSA_BITS}..{MAX_RSA_BITS}; 2048 is the usual size"
         )
-
-
-def ensure_key(
-    store: str,
-    domain: str,
-    selector: str,
-    key_type: str = "rsa",
-    bits: int = 2048,
-    *,
-    check_mode: bool = False,
-) -> DkimKey:
-    """Make sure the key exists; return its public half and DNS TXT chunks.
-
-    In check mode a missing key is generated in memory only: its public key is a placeholder
-    that differs on every run.
-    """
-    if not HAS_CRYPTOGRAPHY:
-        raise ModelError("", "DKIM keys need the Python cryptography library on the controller")
-    check_request(domain, selector, key_type, bits)
-    path = key_path(store, domain, selector)
-    changed = _ensure_dir(store, check_mode)
-    changed = _ensure_dir(os.path.dirname(path), check_mode) or changed
-    created = False
-    if os.path.exists(path):
-        key = load_private_key(path)
-        actual = key_type_of(key)
-        if actual != key_type:
-            raise ModelError(
-                path,
-                f"holds an {actual} key but type {key_type} was asked for; existing keys are "
-                "never replaced: publish the new type under a new selector",
-            )
-        if stat.S_IMODE(os.stat(path).st_mode) != KEY_MODE:
-            if not check_mode:
-                os.chmod(path, KEY_MODE)
-            changed = True
-    else:
-        key = generate_private_key(key_type, bits)
-        created = True
-        changed = True
-        if not check_mode and not _write_new(path, private_key_pem(key)):
-            key = load_private_key(path)  # lost a race: keep the other writer's key
-            created = False
-    public = public_key_b64(key)
-    return DkimKey(
-        path=path,
-        key_type=key_type,
-        bits=key.key_size if key_type == "rsa" else 256,
-        public_key=public,
-        txt=dkim_txt_chunks(public, key_type),
-        changed=changed,
-        created=created,
-    )
 
 
 def public_key_map(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:

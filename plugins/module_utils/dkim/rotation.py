@@ -1,6 +1,9 @@
 """When a DKIM selector may start signing: once resolvers can no longer hold "no such selector".
 
-Pure Python, no Ansible import and no network code (also `bulkmail.logic.dkim.rotation`).
+Pure Python, no Ansible import, no file I/O and no network code (also
+`bulkmail.logic.dkim.rotation`): the publication records are read and written by
+adapters/key_store.py, and name servers are asked through the caller's `ask`
+(adapters/dns_lookup.ask_authoritative).
 
 A resolver that asked for a selector before it was published caches the negative answer for
 up to the record's TTL (RFC 2308: the SOA's TTL or minimum, whichever is lower, and the dns
@@ -24,18 +27,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from ..dns.check import LookupFailed, tag_list
+from ..dns.parsers import tag_list
+from ..dns.report import LookupFailed
 from ..model.domains import ModelError, raise_collected, validate_domain_name, validate_selector
-from .keys import DIR_MODE, KEY_MODE, key_path
 
-PUBLISHED_SUFFIX = ".published"
 DOMAINKEY = "._domainkey."
 OVERRIDE = "bulkmail_dkim_min_publish_seconds"
 
@@ -96,10 +96,6 @@ def format_duration(seconds: float) -> str:
 # --- the publication record in the key store ----------------------------------------------
 
 
-def publication_path(store: str, domain: str, selector: str) -> str:
-    return os.path.splitext(key_path(store, domain, selector))[0] + PUBLISHED_SUFFIX
-
-
 def parse_publication(text: str, path: str) -> Publication:
     fix = "delete it; the next run of the dns tier records the selector again"
     try:
@@ -118,47 +114,6 @@ def render_publication(publication: Publication) -> str:
     return json.dumps(publication.as_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def read_publication(store: str, domain: str, selector: str) -> Publication | None:
-    path = publication_path(store, domain, selector)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
-    return parse_publication(text, path)
-
-
-def write_publication(store: str, domain: str, selector: str, publication: Publication) -> str:
-    """Write the record atomically, private like the key beside it; returns its path."""
-    path = publication_path(store, domain, selector)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".published-", dir=directory)
-    try:
-        os.fchmod(fd, KEY_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_publication(publication))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
-def recorded_selectors(store: str, domain: str) -> list[str]:
-    """Selectors of `domain` with a publication record in the store, sorted."""
-    directory = os.path.dirname(key_path(store, domain, "x"))
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        name[: -len(PUBLISHED_SUFFIX)]
-        for name in names
-        if name.endswith(PUBLISHED_SUFFIX) and not name.startswith(".")
-    )
-
-
 def served_key(texts: Iterable[str]) -> str | None:
     """The p= of the DKIM record among a name's TXT strings (whitespace removed), if one."""
     keys = []
@@ -173,7 +128,7 @@ def served_key(texts: Iterable[str]) -> str | None:
 
 
 class Ask(Protocol):
-    """Ask one name server for a name's TXT records: dns_resolver.ask_authoritative."""
+    """Ask one name server for a name's TXT records: adapters/dns_lookup.ask_authoritative."""
 
     def __call__(self, nameserver: str, name: str) -> tuple[list[str], int | None]: ...
 
@@ -256,6 +211,9 @@ class PublicationRun:
     missing: list[str]  # owners not served by every name server in time, and why
     before: str  # the records as text, for diff
     after: str  # in check mode, with a line for each record that waits to be served
+    # what the key store must hold after the run (adapters/key_store.py applies it)
+    writes: dict[tuple[str, str], Publication] = field(default_factory=dict)
+    deletes: list[tuple[str, str]] = field(default_factory=list)  # (domain, selector)
 
     @property
     def changed(self) -> bool:
@@ -270,10 +228,10 @@ def _records_text(published: Mapping[str, Mapping[str, Publication]]) -> str:
     )
 
 
-def record_publications(
-    store: str,
+def publication_run(
     selectors: Mapping[str, Sequence[str]],
     public_keys: Mapping[str, Mapping[str, str]],
+    recorded: Mapping[str, Mapping[str, Publication]],
     nameservers: Sequence[str],
     ask: Ask,
     *,
@@ -282,30 +240,29 @@ def record_publications(
     timeout: float,
     check_mode: bool = False,
 ) -> PublicationRun:
-    """Record when each model selector is first served, and forget the ones withdrawn.
+    """When each model selector is first served, and which records are withdrawn.
 
-    A selector with a record keeps it (its first publication is what counts); one without is
-    asked for until every name server serves its public key, then recorded with the time and
-    the TTL served. A record whose selector left the domain's dkim_selectors is deleted: the
-    dns tier withdrew its TXT, so a later return starts the wait again. Domains outside the
-    model are left alone. In check mode nothing is written and nothing is waited for.
+    `recorded` is what the key store holds: {domain: {selector: Publication}}. A selector
+    with a record keeps it (its first publication is what counts); one without is asked for
+    until every name server serves its public key, then recorded with the time and the TTL
+    served. A record whose selector left the domain's dkim_selectors is deleted: the dns tier
+    withdrew its TXT, so a later return starts the wait again. Domains outside the model are
+    left alone. In check mode nothing is waited for; the run's `writes` and `deletes` are what
+    a real run would store.
     """
     before: dict[str, dict[str, Publication]] = {}
     published: dict[str, dict[str, Publication]] = {}
     wanted: dict[tuple[str, str], str] = {}
     withdrawn: list[str] = []
+    deletes: list[tuple[str, str]] = []
     for domain, domain_selectors in selectors.items():
-        for selector in recorded_selectors(store, domain):
-            publication = read_publication(store, domain, selector)
-            if publication is None:
-                continue
+        for selector, publication in sorted((recorded.get(domain) or {}).items()):
             before.setdefault(domain, {})[selector] = publication
             if selector in domain_selectors:
                 published.setdefault(domain, {})[selector] = publication
             else:
                 withdrawn.append(f"{selector}{DOMAINKEY}{domain}")
-                if not check_mode:
-                    os.unlink(publication_path(store, domain, selector))
+                deletes.append((domain, selector))
         for position, selector in enumerate(domain_selectors):
             if selector in published.get(domain, {}):
                 continue
@@ -321,13 +278,13 @@ def record_publications(
         wanted, nameservers, ask, clock, sleep, timeout=0 if check_mode else timeout
     )
     now = datetime.fromtimestamp(clock(), UTC).replace(microsecond=0)
-    recorded = []
+    recorded_now = []
+    writes: dict[tuple[str, str], Publication] = {}
     for (domain, selector), ttl in served.ttls.items():
         publication = Publication(now, ttl, tuple(nameservers))
-        if not check_mode:
-            write_publication(store, domain, selector, publication)
+        writes[(domain, selector)] = publication
         published.setdefault(domain, {})[selector] = publication
-        recorded.append(f"{selector}{DOMAINKEY}{domain}")
+        recorded_now.append(f"{selector}{DOMAINKEY}{domain}")
     waiting = [key for key in wanted if key in served.missing]
     after = _records_text(published)
     if check_mode:  # what a real run would add once the dns tier has published
@@ -337,11 +294,13 @@ def record_publications(
         )
     return PublicationRun(
         published=published,
-        recorded=recorded,
+        recorded=recorded_now,
         withdrawn=withdrawn,
         missing=[served.missing[key] for key in waiting],
         before=_records_text(before),
         after=after,
+        writes=writes,
+        deletes=deletes,
     )
 
 

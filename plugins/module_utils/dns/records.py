@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -29,6 +28,7 @@ from ..model.domains import (
     raise_collected,
     validate_domain_name,
 )
+from .parsers import spf_lookup_terms
 from .zone_file import (
     RECORD_TYPES,
     Soa,
@@ -39,44 +39,16 @@ from .zone_file import (
     txt_strings,
 )
 
-# RFC 7208 4.6.4: at most 10 terms that cause DNS lookups; ip4, ip6, all and exp do not count.
+# RFC 7208 4.6.4: at most 10 terms that cause DNS lookups (parsers.spf_lookup_terms).
 MAX_SPF_LOOKUPS = 10
-SPF_LOOKUP_MECHANISMS = ("include", "a", "mx", "ptr", "exists")
-SPF_LOOKUP_MODIFIERS = ("redirect",)
 SPF_QUALIFIERS = ("-", "~", "?", "+")
 DKIM_KEY_TYPES = ("rsa", "ed25519")
 ED25519_KEY_BYTES = 32
 DEFAULT_TTL = 3600
 MX_PREFERENCE = 10
 
-_SPF_TERM = re.compile(r"^[+\-~?]?(?P<name>[a-zA-Z][a-zA-Z0-9_.-]*)(?P<sep>[:/=]|$)")
-
 
 # --- SPF -----------------------------------------------------------------------------------
-
-
-def spf_lookup_terms(record: str) -> list[str]:
-    """The terms of an SPF record that cost a DNS lookup (RFC 7208 4.6.4)."""
-    terms = record.split()
-    if not terms or terms[0].lower() != "v=spf1":
-        raise ModelError("", f"{record!r} is not an SPF record (it must start with 'v=spf1')")
-    lookups = []
-    for term in terms[1:]:
-        match = _SPF_TERM.match(term)
-        if not match:
-            continue
-        name = match.group("name").lower()
-        is_modifier = match.group("sep") == "="
-        if (is_modifier and name in SPF_LOOKUP_MODIFIERS) or (
-            not is_modifier and name in SPF_LOOKUP_MECHANISMS
-        ):
-            lookups.append(term)
-    return lookups
-
-
-def count_spf_lookups(record: str) -> int:
-    """DNS lookups this record itself costs; nested includes cost more when they are resolved."""
-    return len(spf_lookup_terms(record))
 
 
 def render_spf_record(

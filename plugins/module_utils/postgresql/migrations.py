@@ -15,7 +15,6 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 FILENAME_RE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
@@ -149,15 +148,6 @@ def load_migrations(files: Iterable[tuple[str, bytes]]) -> list[Migration]:
             )
         migrations[migration.version] = migration
     return [migrations[version] for version in sorted(migrations)]
-
-
-def discover_migrations(directory: str | Path) -> list[Migration]:
-    """Read the migrations of a directory (not recursive)."""
-    path = Path(directory)
-    if not path.is_dir():
-        raise MigrationError(f"{path}: the migrations directory does not exist")
-    files = sorted(p for p in path.iterdir() if p.is_file())
-    return load_migrations((p.name, p.read_bytes()) for p in files)
 
 
 def plan_migrations(

@@ -9,6 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
+    publication_path,
+    read_publication,
+    record_publications,
+    write_publication,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
     Publication,
     PublicationRun,
@@ -18,16 +24,12 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation impor
     format_duration,
     model_selectors,
     parse_signing_table,
-    publication_path,
-    read_publication,
-    record_publications,
     served_key,
     signing_moves,
     signing_selectors,
     wait_until_served,
-    write_publication,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import LookupFailed
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import LookupFailed
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
     ModelErrors,

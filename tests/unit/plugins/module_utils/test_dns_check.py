@@ -7,19 +7,10 @@ from collections.abc import Callable, Mapping
 import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_b64
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
-    FAIL,
-    PASS,
-    WARN,
-    Check,
-    DomainReport,
-    Expectations,
-    LookupFailed,
     check_domain,
     check_domains,
     expectations_from_model,
     failure_lines,
-    spf_syntax_problems,
-    tag_list,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import (
     dkim_txt_value,
@@ -28,6 +19,15 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import 
     render_mta_sts_policy,
     render_mta_sts_record,
     render_spf_record,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import (
+    FAIL,
+    PASS,
+    WARN,
+    Check,
+    DomainReport,
+    Expectations,
+    LookupFailed,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     ModelError,
@@ -384,29 +384,6 @@ def test_spf_all(key: rsa.RSAPrivateKey, record: str, status: str, words: str) -
     assert words in check.reason
 
 
-@pytest.mark.parametrize(
-    ("record", "problem"),
-    [
-        ("v=spf1 ip4:198.51.100.300 -all", "'198.51.100.300' is not an IPv4 address or network"),
-        ("v=spf1 include -all", "include needs a domain"),
-        ("v=spf1 ipv4:198.51.100.10 -all", "'ipv4:198.51.100.10' is not an SPF mechanism"),
-        ("v=spf1 a/33 -all", "prefix length out of range"),
-        ("v=spf1 redirect=a.test redirect=b.test", "redirect= may appear only once"),
-        ("v=spf1 include:exa_mple..test -all", "empty label"),
-    ],
-)
-def test_spf_syntax_problems(record: str, problem: str) -> None:
-    assert any(problem in found for found in spf_syntax_problems(record))
-
-
-def test_spf_syntax_accepts_what_receivers_accept() -> None:
-    record = (
-        "v=spf1 a mx:mail.example.test/24//64 ptr ip4:198.51.100.0/24 ip6:2001:db8::/32 "
-        "exists:%{i}._spf.example.test include:_spf.google.test exp=explain.example.test -all"
-    )
-    assert spf_syntax_problems(record) == []
-
-
 # --- DMARC ---------------------------------------------------------------------------------
 
 
@@ -726,9 +703,3 @@ def test_expectations_from_a_bad_model_domain_name_the_field() -> None:
             {"name": "shop.test", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"}},
             ["198.51.100"],
         )
-
-
-def test_tag_list_reports_duplicates() -> None:
-    tags, problems = tag_list("v=DKIM1; k=rsa; k=ed25519; p=abc;")
-    assert tags == {"v": "DKIM1", "k": "rsa", "p": "abc"}
-    assert problems == ["tag 'k' appears twice"]

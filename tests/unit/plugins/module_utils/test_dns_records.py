@@ -7,9 +7,9 @@ import random
 from typing import Any
 
 import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.dns.parsers import count_spf_lookups
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import (
     build_zones,
-    count_spf_lookups,
     dkim_key_type,
     dkim_txt_chunks,
     mta_sts_policies,

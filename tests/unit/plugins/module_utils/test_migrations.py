@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.migration_files import (
+    discover_migrations,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.migrations import (
     AppliedMigration,
     MigrationApplyError,
     MigrationError,
     checksum_sql,
-    discover_migrations,
     load_migrations,
     parse_migration_filename,
     plan_migrations,

@@ -1,12 +1,14 @@
-"""The network side of dns_check: its `resolve(name, rdtype)` contract over dnspython.
+"""DNS over the network with dnspython: the `resolve` and `ask` callables the pure checks take.
 
-Shared by both doors (the check_dns module and `bulkmail check-dns`). dnspython is
-imported when a resolver is made, so importing this file needs nothing beyond the stdlib.
+`dnspython_resolve` keeps the `resolve(name, rdtype)` contract of dns/report.py;
+`ask_authoritative` is the `Ask` of dkim/rotation.py. Shared by both doors (the check_dns and
+dkim_publication modules, `bulkmail check-dns`). dnspython is imported when a resolver is made
+or a question asked, so importing this file needs nothing beyond the stdlib.
 """
 
 from __future__ import annotations
 
-from .check import LookupFailed, Resolve
+from ..dns.report import LookupFailed, Resolve
 
 
 def dnspython_missing() -> str | None:
@@ -23,7 +25,7 @@ def dnspython_missing() -> str | None:
 
 
 def dnspython_resolve(nameserver: str | None = None, timeout: float = 5.0) -> Resolve:
-    """A `resolve(name, rdtype)` as dns_check expects it, asking `nameserver` or the system's."""
+    """A `resolve(name, rdtype)` for the dns checks, asking `nameserver` or the system's."""
     import dns.exception
     import dns.resolver
 
