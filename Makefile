@@ -13,7 +13,10 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 LAB     := lab
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers
+# Every lab service but the controller; IMAGES: what `make images` builds (lab-hosts
+# leaves out the controller's image: nothing runs it then).
+HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers relay1 relay2
+IMAGES  := smtp1 providers controller
 COLLECTION_LINK := collections/ansible_collections/bulkmail/infra
 
 .PHONY: help
@@ -51,18 +54,20 @@ images: docker ## Build the lab images (base image from debootstrap when no regi
 	@$(LAB)/bin/ensure-base-image
 	@find $(LAB)/images/extra-ca -name '*.crt' -delete
 	@cp /usr/local/share/ca-certificates/*.crt $(LAB)/images/extra-ca/ 2>/dev/null || true
-	cd $(LAB) && $(COMPOSE) build -q smtp1 providers controller
+	cd $(LAB) && $(COMPOSE) build -q $(IMAGES)
 
 .PHONY: lab-hosts
-lab-hosts: images ## Start the lab hosts without converging them
+lab-hosts: IMAGES := smtp1 providers
+lab-hosts: images ## Start the lab hosts without converging them (Molecule's create)
 	cd $(LAB) && $(COMPOSE) up -d $(HOSTS)
 
 .PHONY: lab
-lab: images ## Bring up the whole lab, converged by site.yml, and print its summary
-	cd $(LAB) && $(COMPOSE) up -d
-	@rc=$$(docker wait bulkmail-controller); \
-	  docker logs bulkmail-controller 2>&1 | sed -n '/converge took/,$$p'; \
-	  if [ "$$rc" != 0 ]; then docker logs --tail 80 bulkmail-controller; \
+lab: images ## Bring up the whole lab, converged by site.yml, showing its progress and summary
+	@since=$$(date +%s); \
+	  (cd $(LAB) && $(COMPOSE) up -d); \
+	  docker logs --follow --since "$$since" bulkmail-controller 2>&1 || true; \
+	  rc=$$(docker wait bulkmail-controller); \
+	  if [ "$$rc" != 0 ]; then \
 	    echo "make lab: the controller's converge failed (exit $$rc); full log: docker logs bulkmail-controller"; exit 1; fi
 
 .PHONY: converge
@@ -128,8 +133,16 @@ unit: venv collection-link ## Unit tests: pure logic, no Docker
 	pytest -q tests/unit lab/providers/tests
 
 .PHONY: molecule
-molecule: venv collection-link docker ## The whole stack: create = the lab, converge = site.yml, idempotence, verify
-	molecule test
+molecule: venv collection-link docker ## The whole stack: create = the lab's hosts, converge = site.yml, idempotence, verify
+	molecule test 2>&1 | $(LAB)/bin/phase-times molecule
 
 .PHONY: test
-test: lint unit sanity molecule ## Every test; non-zero on any failure
+test: ## Every test; non-zero on any failure; prints each phase's duration
+	@start=$$(date +%s); \
+	  for phase in venv lint unit sanity molecule; do \
+	    began=$$(date +%s); \
+	    $(MAKE) --no-print-directory $$phase \
+	      || { echo "phase $$phase: failed after $$(( $$(date +%s) - began )) s"; exit 1; }; \
+	    echo "phase $$phase: $$(( $$(date +%s) - began )) s"; \
+	  done; \
+	  echo "make test: passed in $$(( $$(date +%s) - start )) s"
