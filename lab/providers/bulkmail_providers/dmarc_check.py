@@ -1,12 +1,32 @@
-"""DMARC (RFC 7489): policy discovery at _dmarc, and alignment of SPF and DKIM with From."""
+"""DMARC (RFC 7489) as authheaders evaluates it, with its DNS answers taken from a DnsSource.
+
+authheaders finds the policy (the From domain's record, else the organisational domain's) and
+decides alignment. Its organisational domain comes from the public suffix list that ships in a
+package (Debian's `publicsuffix` where authheaders has Debian's `findpsl`, else the copy inside
+authheaders), read with publicsuffix2; nothing is downloaded. Two workarounds, each tested:
+
+- authheaders re-reads the list at every alignment check (~50 ms each), and publicsuffix2's
+  get_sld() skips the list's default `*` rule, so every name under an unlisted TLD such as the
+  lab's `.test` would be one organisation (`test`). `organizational_domain` parses the list once
+  and applies the rule; authheaders is bound to it.
+- authheaders applies `sp=` to the From domain's own record; RFC 7489 6.3 applies `p=` there.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
+from functools import cache
+from pathlib import Path
+
+import authheaders
+import authheaders.dmarc_lookup
+from authres import DKIMAuthenticationResult, SPFAuthenticationResult
+from publicsuffix2 import PublicSuffixList
 
 from bulkmail_providers.dkim_check import DkimResult
 from bulkmail_providers.dnssource import DnsSource, DnsTemporaryError
@@ -14,15 +34,11 @@ from bulkmail_providers.spf_check import SpfVerdict
 
 POLICIES = ("none", "quarantine", "reject")
 
-
-@dataclass(frozen=True)
-class DmarcRecord:
-    domain: str  # where the record was found: the From domain or its organisational domain
-    policy: str
-    subdomain_policy: str
-    adkim: str  # "r" relaxed or "s" strict
-    aspf: str
-    pct: int = 100
+# A record authheaders cannot parse: DMARCException from 0.16, IndexError from Debian's 0.15.
+_BROKEN_RECORD: tuple[type[Exception], ...] = (
+    IndexError,
+    getattr(authheaders.dmarc_lookup, "DMARCException", IndexError),
+)
 
 
 @dataclass(frozen=True)
@@ -37,13 +53,36 @@ class DmarcVerdict:
 
     @property
     def disposition(self) -> str:
-        return self.policy if self.result == "fail" and self.policy else "none"
+        return self.policy if self.result == "fail" and self.policy in POLICIES else "none"
+
+
+def public_suffix_list_path() -> Path:
+    """The list authheaders itself reads: Debian's through its `findpsl`, else its own copy."""
+    try:
+        from authheaders.findpsl import location  # type: ignore[import-not-found]
+    except ModuleNotFoundError:
+        return Path(str(importlib.resources.files("authheaders") / "public_suffix_list.txt"))
+    return Path(location)
+
+
+@cache
+def _suffix_list() -> PublicSuffixList:
+    with public_suffix_list_path().open(encoding="utf-8") as lines:
+        return PublicSuffixList(lines)
 
 
 def organizational_domain(domain: str) -> str:
-    """The last two labels: right for the lab's .test names, without a public-suffix list."""
-    labels = domain.lower().rstrip(".").split(".")
-    return ".".join(labels[-2:])
+    """The public suffix plus one label (RFC 7489 3.2): reports.agency.co.uk -> agency.co.uk."""
+    name = domain.lower().rstrip(".")
+    # get_tld() applies the list's default rule "*": an unlisted TLD is itself the suffix
+    suffix = _suffix_list().get_tld(name)
+    if not suffix or name == suffix:
+        return name
+    return ".".join(name.split(".")[-(suffix.count(".") + 2) :])
+
+
+authheaders.get_org_domain = organizational_domain
+authheaders.dmarc_lookup.get_org_domain = organizational_domain
 
 
 def is_aligned(identifier: str, from_domain: str, mode: str) -> bool:
@@ -55,51 +94,23 @@ def is_aligned(identifier: str, from_domain: str, mode: str) -> bool:
     return organizational_domain(identifier) == organizational_domain(from_domain)
 
 
-def parse_dmarc_record(text: str, domain: str) -> DmarcRecord | None:
-    """None when the text is not a usable DMARC record (RFC 7489 6.6.3)."""
-    tags: dict[str, str] = {}
-    for part in text.split(";"):
-        key, sep, value = part.partition("=")
-        if sep:
-            tags.setdefault(key.strip().lower(), value.strip())
-    first = text.split(";", 1)[0].replace(" ", "")
-    if first != "v=DMARC1":
-        return None
-    policy = tags.get("p", "").lower()
-    if policy not in POLICIES:
-        if "rua" not in tags:
-            return None
-        policy = "none"  # an invalid p with a valid rua is read as p=none
-    subdomain_policy = tags.get("sp", "").lower()
-    try:
-        pct = max(0, min(100, int(tags.get("pct", "100"))))
-    except ValueError:
-        pct = 100
-    return DmarcRecord(
-        domain=domain,
-        policy=policy,
-        subdomain_policy=subdomain_policy if subdomain_policy in POLICIES else policy,
-        adkim="s" if tags.get("adkim", "r").lower() == "s" else "r",
-        aspf="s" if tags.get("aspf", "r").lower() == "s" else "r",
-        pct=pct,
-    )
+class _DmarcTxt:
+    """authheaders' dnsfunc: the one `v=DMARC1` TXT record at a name, or None.
 
+    Several records count as none (RFC 7489 6.6.3), as authheaders decides for its own
+    resolver. Answers are kept for one evaluation, which asks authheaders more than once.
+    """
 
-def _record_at(domain: str, dns: DnsSource) -> DmarcRecord | None:
-    texts = [t for t in dns.txt(f"_dmarc.{domain}") if t.lower().startswith(b"v=dmarc1")]
-    if len(texts) != 1:
-        return None  # none, or several: no policy either way
-    return parse_dmarc_record(texts[0].decode("ascii", "replace"), domain)
+    def __init__(self, dns: DnsSource) -> None:
+        self.dns = dns
+        self.answers: dict[str, str | None] = {}
 
-
-def lookup_dmarc_record(from_domain: str, dns: DnsSource) -> DmarcRecord | None:
-    """The From domain's record, else the organisational domain's. DnsTemporaryError passes up."""
-    record = _record_at(from_domain, dns)
-    if record is None:
-        org = organizational_domain(from_domain)
-        if org != from_domain:
-            record = _record_at(org, dns)
-    return record
+    def __call__(self, name: str) -> str | None:
+        if name not in self.answers:
+            records = [t for t in self.dns.txt(name) if t.startswith(b"v=DMARC1")]
+            only = records[0].decode("ascii", "replace") if len(records) == 1 else None
+            self.answers[name] = only
+        return self.answers[name]
 
 
 def from_domains(message: bytes) -> list[str]:
@@ -114,27 +125,59 @@ def from_domains(message: bytes) -> list[str]:
     return domains
 
 
+def _passes(
+    from_domain: str,
+    dnsfunc: _DmarcTxt,
+    spf_result: SPFAuthenticationResult | None = None,
+    dkim_result: DKIMAuthenticationResult | None = None,
+) -> bool:
+    """Whether authheaders finds this one authenticated identifier aligned with From."""
+    result = authheaders.dmarc_per_from(
+        from_domain, spf_result=spf_result, dkim_result=dkim_result, dnsfunc=dnsfunc
+    )
+    return bool(result[0] == "pass")
+
+
 def evaluate_dmarc(
     from_domain: str | None, spf: SpfVerdict, dkim_results: Sequence[DkimResult], dns: DnsSource
 ) -> DmarcVerdict:
     if not from_domain:
         return DmarcVerdict("permerror", "", "", reason="no single From domain")
+    dnsfunc = _DmarcTxt(dns)
     try:
-        record = lookup_dmarc_record(from_domain, dns)
+        found = authheaders.dmarc_per_from(from_domain, dnsfunc=dnsfunc, policy_only=True)
+        _, record_domain, comment, policy, record, _ = found
+        if not record:
+            return DmarcVerdict("none", from_domain, "", reason="no DMARC record")
+        if record_domain == from_domain:
+            policy = record.get("p", policy)
+        # one identifier at a time, so the verdict says which of them aligned
+        spf_aligned = spf.result == "pass" and _passes(
+            from_domain,
+            dnsfunc,
+            spf_result=SPFAuthenticationResult(
+                result="pass", smtp_mailfrom=f"postmaster@{spf.domain}"
+            ),
+        )
+        dkim_aligned = any(
+            d.result == "pass"
+            and _passes(
+                from_domain,
+                dnsfunc,
+                dkim_result=DKIMAuthenticationResult(result="pass", header_d=d.domain),
+            )
+            for d in dkim_results
+        )
     except DnsTemporaryError as error:
         return DmarcVerdict("temperror", from_domain, "", reason=str(error))
-    if record is None:
-        return DmarcVerdict("none", from_domain, "", reason="no DMARC record")
-    policy = record.policy if record.domain == from_domain else record.subdomain_policy
-    spf_aligned = spf.result == "pass" and is_aligned(spf.domain, from_domain, record.aspf)
-    dkim_aligned = any(
-        d.result == "pass" and is_aligned(d.domain, from_domain, record.adkim) for d in dkim_results
-    )
+    except _BROKEN_RECORD as error:
+        return DmarcVerdict("permerror", from_domain, "", reason=f"unreadable record: {error}")
     return DmarcVerdict(
         result="pass" if spf_aligned or dkim_aligned else "fail",
         from_domain=from_domain,
         policy=policy,
         spf_aligned=spf_aligned,
         dkim_aligned=dkim_aligned,
-        record_domain=record.domain,
+        record_domain=record_domain or "",
+        reason=comment,
     )

@@ -1,6 +1,9 @@
-"""SPF as a receiver evaluates it: the results a sender's postmaster would see."""
+"""SPF as a receiver evaluates it (pyspf behind check_spf, fed a dict DNS): the results a
+sender's postmaster would see."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from bulkmail_providers.spf_check import check_spf
@@ -111,6 +114,21 @@ def test_dns_timeout_is_a_temperror() -> None:
     dns = StaticDns()
     dns.unanswered.add("example.test")
     assert spf(dns).result == "temperror"
+
+
+def test_every_answer_comes_from_the_dns_source_given() -> None:
+    dns = StaticDns().add("example.test", "TXT", "v=spf1 include:relay.test -all")
+    dns.add("relay.test", "TXT", "v=spf1 ip4:198.51.100.10 -all")
+    assert spf(dns).result == "pass"
+    assert [name for name, _ in dns.queries] == ["example.test", "relay.test"]
+
+
+def test_concurrent_checks_each_ask_their_own_dns() -> None:
+    passing = StaticDns().add("example.test", "TXT", "v=spf1 +all")
+    failing = StaticDns().add("example.test", "TXT", "v=spf1 -all")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: spf(passing if n % 2 else failing).result, range(64)))
+    assert results == ["fail", "pass"] * 32
 
 
 def test_syntax_error_anywhere_is_a_permerror_even_after_a_match() -> None:
