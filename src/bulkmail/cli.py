@@ -5,6 +5,7 @@
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
                                                                    (see bulkmail.signer)
     bulkmail submit --lane LANE --from SENDER --to RCPT... < message (see bulkmail.submit)
+    bulkmail --version
 
 Installed as the `bulkmail` console script (pyproject.toml) and as `python -m bulkmail`.
 """
@@ -14,16 +15,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import TextIO
 
 from bulkmail import check_dns, provider_map, signer, submit
 from bulkmail.logic.dns.report import Resolve
 
 
+def package_version() -> str:
+    """The installed distribution's version: pyproject.toml's, as the wheel carries it."""
+    try:
+        return metadata.version("bulkmail")
+    except metadata.PackageNotFoundError:
+        return "unknown (the bulkmail package is not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulkmail", description="The bulkmail runtime: checks and services around Postfix."
     )
+    parser.add_argument("--version", action="version", version=f"bulkmail {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     check = commands.add_parser(
         "check-dns",

@@ -300,3 +300,13 @@ def test_python_dash_m_bulkmail_is_the_command() -> None:
     )
     assert result.returncode == 0
     assert "usage: bulkmail check-dns" in result.stdout
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bulkmail --version` names the version pyproject.toml gave the installed package."""
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"bulkmail {metadata.version('bulkmail')}\n"
