@@ -30,11 +30,7 @@ def lab_host(name: str) -> Any:
 def ansible_playbook(
     playbook: str, *args: str, extra_vars: dict[str, Any] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook from this checkout against the lab, as `make converge` runs it.
-
-    The caller holds the lab's lock (the verify run is started under `flock`), so this does
-    not take it again: a second flock on the same file from a child would wait forever.
-    """
+    """ansible-playbook from this checkout against the lab, as `make converge` runs it."""
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}"

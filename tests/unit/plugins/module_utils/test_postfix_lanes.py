@@ -100,7 +100,7 @@ def test_a_per_provider_lane_is_an_intake_and_one_instance_per_provider() -> Non
     assert handoff["smtp_bind_address"] == ""
     assert handoff["smtp_fallback_relay"] == ""
     # Each provider's instance: its own queue, the lane's source address and graveyard,
-    # fed on loopback, no second signature, no second VERP or relay routing.
+    # fed on the internal address, no second signature, no second VERP or relay routing.
     google = subs[0]
     assert google["queue_directory"] == "/var/spool/postfix-bulk-google"
     assert google["route_map"] == {}
