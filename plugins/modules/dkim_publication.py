@@ -115,9 +115,13 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.dns_lookup
     dnspython_missing,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
-    record_publications,
+    read_publications,
+    store_publication_run,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import model_selectors
+from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
+    model_selectors,
+    publication_run,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
 
 
@@ -137,10 +141,11 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("dnspython"), exception=dnspython_error)
     params = module.params
     try:
-        run = record_publications(
-            params["store"],
-            model_selectors(params["domains"], "domains"),
+        selectors = model_selectors(params["domains"], "domains")
+        run = publication_run(
+            selectors,
             params["public_keys"],
+            read_publications(params["store"], selectors),
             params["nameservers"],
             lambda nameserver, name: ask_authoritative(nameserver, name, "TXT"),
             clock=time.time,
@@ -148,6 +153,8 @@ def main() -> None:
             timeout=params["timeout"],
             check_mode=module.check_mode,
         )
+        if not module.check_mode:
+            store_publication_run(params["store"], run)
     except (ModelError, OSError) as error:
         module.fail_json(msg=str(error))
     published = {

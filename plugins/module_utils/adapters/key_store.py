@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from ..dkim.keys import (
@@ -28,11 +28,9 @@ from ..dkim.keys import (
     public_key_b64,
 )
 from ..dkim.rotation import (
-    Ask,
     Publication,
     PublicationRun,
     parse_publication,
-    publication_run,
     render_publication,
 )
 from ..model.domains import ModelError
@@ -204,36 +202,9 @@ def read_publications(store: str, domains: Iterable[str]) -> dict[str, dict[str,
     return found
 
 
-def record_publications(
-    store: str,
-    selectors: Mapping[str, Sequence[str]],
-    public_keys: Mapping[str, Mapping[str, str]],
-    nameservers: Sequence[str],
-    ask: Ask,
-    *,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    timeout: float,
-    check_mode: bool = False,
-) -> PublicationRun:
-    """dkim/rotation.publication_run over the records in `store`, then store its outcome.
-
-    In check mode nothing is written or deleted.
-    """
-    run = publication_run(
-        selectors,
-        public_keys,
-        read_publications(store, selectors),
-        nameservers,
-        ask,
-        clock=clock,
-        sleep=sleep,
-        timeout=timeout,
-        check_mode=check_mode,
-    )
-    if not check_mode:
-        for domain, selector in run.deletes:
-            os.unlink(publication_path(store, domain, selector))
-        for (domain, selector), publication in run.writes.items():
-            write_publication(store, domain, selector, publication)
-    return run
+def store_publication_run(store: str, run: PublicationRun) -> None:
+    """Make the key store hold what dkim/rotation.publication_run decided (not in check mode)."""
+    for domain, selector in run.deletes:
+        os.unlink(publication_path(store, domain, selector))
+    for (domain, selector), publication in run.writes.items():
+        write_publication(store, domain, selector, publication)

@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import (
     publication_path,
     read_publication,
-    record_publications,
+    read_publications,
+    store_publication_run,
     write_publication,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation import (
@@ -24,6 +25,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation impor
     format_duration,
     model_selectors,
     parse_signing_table,
+    publication_run,
     served_key,
     signing_moves,
     signing_selectors,
@@ -348,11 +350,15 @@ def test_a_record_not_served_everywhere_in_time_says_by_whom() -> None:
 def record(
     tmp_path: Path, dns: FakeDns, selectors: dict[str, list[str]], check: bool = False
 ) -> PublicationRun:
+    """What the dkim_publication module does: read the store, decide, store the outcome."""
     keys = {"example.com": {"s2026a": KEY_A, "s2026b": KEY_B}}
-    return record_publications(
-        str(tmp_path), selectors, keys, NS, dns.ask,
+    run = publication_run(
+        selectors, keys, read_publications(str(tmp_path), selectors), NS, dns.ask,
         clock=dns.clock, sleep=dns.sleep, timeout=30, check_mode=check,
     )  # fmt: skip
+    if not check:
+        store_publication_run(str(tmp_path), run)
+    return run
 
 
 def test_publication_is_recorded_once_and_kept(tmp_path: Path) -> None:
