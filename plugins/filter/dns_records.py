@@ -25,17 +25,10 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_transfer i
     plan_zone_transfers,
     render_tsig_key,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.model import ModelError, parse_model
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
-    ModelError,
-    model_summary,
     parse_domain,
-    parse_domains,
-    parse_hosts,
-    parse_smtp_hosts,
     pool_addresses,
-)
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
-    validate_model as check_model,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import (
     plain,
@@ -52,24 +45,6 @@ def _model_errors_as_filter_errors(function: Callable[..., Any]) -> Callable[...
             raise AnsibleFilterError(str(error)) from None
 
     return wrapper
-
-
-@_model_errors_as_filter_errors
-def validate_model(
-    domains: Any,
-    ip_pools: Any = None,
-    smtp_hosts: Any = None,
-    dns_hosts: Any = None,
-    hosts: Any = None,
-) -> dict[str, Any]:
-    model = check_model(
-        plain(domains),
-        plain(ip_pools),
-        plain_hosts(smtp_hosts),
-        plain_hosts(dns_hosts),
-        plain_hosts(hosts),
-    )
-    return model_summary(model)
 
 
 @_model_errors_as_filter_errors
@@ -106,58 +81,38 @@ def dmarc_record(dmarc: Any) -> str:
 
 @_model_errors_as_filter_errors
 def zones(
-    domains: Any,
-    ip_pools: Any = None,
-    smtp_hosts: Any = None,
-    dns_hosts: Any = None,
-    hosts: Any = None,
+    model: Any,
     dkim_keys: Any = None,
     extra_zones: Any = None,
     soa: Any = None,
     ttl: int = 3600,
     reverse_zones: bool = True,
-    web_hosts: Any = None,
 ) -> list[dict[str, Any]]:
-    model = check_model(
-        plain(domains),
-        plain(ip_pools),
-        plain_hosts(smtp_hosts) or [],
-        plain_hosts(dns_hosts) or [],
-        plain_hosts(hosts) or [],
-    )
+    """Input: the `bulkmail_model` fact (playbooks/validate.yml)."""
+    parsed = parse_model(model)
     keys = None
     if dkim_keys is not None:
         keys = {domain: plain(selectors) for domain, selectors in plain(dkim_keys).items()}
     return build_zones(
-        model.domains,
-        model.ip_pools,
-        model.smtp_hosts,
-        model.dns_hosts,
-        model.hosts,
+        parsed.domains,
+        parsed.ip_pools,
+        parsed.smtp_hosts,
+        parsed.dns_hosts,
+        parsed.hosts,
         keys,
         extra_zones=extra_zones,
         soa=plain(soa),
         ttl=int(ttl),
         reverse_zones=bool(reverse_zones),
-        web_hosts=_web_hosts(web_hosts),
-    )
-
-
-def _web_hosts(value: Any) -> Any:
-    return parse_hosts(
-        plain_hosts(value) or [],
-        group="web",
-        require=("bulkmail_public_ipv4",),
-        why="the web hosts serve the MTA-STS policies at their public address",
+        web_hosts=parsed.web_hosts,
     )
 
 
 @_model_errors_as_filter_errors
-def mta_sts_policies_filter(domains: Any, smtp_hosts: Any = None) -> list[dict[str, Any]]:
-    """Input: bulkmail_domains; the smtp hosts' variables give the policies' mx lines."""
-    return mta_sts_policies(
-        parse_domains(plain(domains)), parse_smtp_hosts(plain_hosts(smtp_hosts) or [])
-    )
+def mta_sts_policies_filter(model: Any) -> list[dict[str, Any]]:
+    """Input: the `bulkmail_model` fact; the smtp hosts give the policies' mx lines."""
+    parsed = parse_model(model)
+    return mta_sts_policies(list(parsed.domains), parsed.smtp_hosts)
 
 
 @_model_errors_as_filter_errors
@@ -188,7 +143,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
-            "validate_model": validate_model,
             "spf_record": spf_record,
             "dkim_txt": dkim_txt,
             "dmarc_record": dmarc_record,

@@ -138,8 +138,8 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_file impor
     plan_zone_file,
     soa_from_mapping,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
-    ModelError,
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.fields import (
     validate_domain_name,
 )
 

@@ -180,7 +180,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.check import (
     failure_lines,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import PASS, Expectations
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 
 def build_expectations(params: dict[str, Any]) -> list[Expectations]:

@@ -131,7 +131,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation impor
     model_selectors,
     publication_run,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 
 def main() -> None:

@@ -111,7 +111,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation impor
     signing_moves,
     signing_selectors,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 
 def main() -> None:

@@ -39,14 +39,9 @@ from bulkmail.logic.adapters.dns_lookup import dnspython_resolve
 from bulkmail.logic.adapters.key_store import public_keys_from_store
 from bulkmail.logic.dns.check import check_domains, expectations_from_model
 from bulkmail.logic.dns.report import PASS, DomainReport, Expectations, Resolve
-from bulkmail.logic.model.domains import (
-    ModelError,
-    parse_ip_pools,
-    pool_addresses,
-    validate_domain_name,
-    validate_ipv4,
-    validate_selector,
-)
+from bulkmail.logic.model.domains import parse_ip_pools, pool_addresses
+from bulkmail.logic.model.errors import ModelError
+from bulkmail.logic.model.fields import validate_domain_name, validate_ipv4, validate_selector
 
 DEFAULT_TIMEOUT = 5.0
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from bulkmail import signer
-from bulkmail.logic.postfix.lanes import ROUTE_MAP_PREFIX, route_map_name
+from bulkmail.logic.model.lanes import ROUTE_MAP_PREFIX, route_map_name
 from bulkmail.provider_map import (
     ProviderMap,
     ResolveMx,

@@ -22,9 +22,9 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store 
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_b64
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import build_zones
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import parse_domains
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.hosts import (
     parse_dns_hosts,
-    parse_domains,
     parse_hosts,
     parse_smtp_hosts,
 )

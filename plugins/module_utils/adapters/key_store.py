@@ -33,7 +33,7 @@ from ..dkim.rotation import (
     parse_publication,
     render_publication,
 )
-from ..model.domains import ModelError
+from ..model.errors import ModelError
 
 KEY_MODE = 0o600
 DIR_MODE = 0o700

@@ -25,7 +25,8 @@ else:
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
 from ..dns.records import DKIM_KEY_TYPES, dkim_txt_chunks
-from ..model.domains import ModelError, validate_domain_name, validate_selector
+from ..model.errors import ModelError
+from ..model.fields import validate_domain_name, validate_selector
 
 MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept smaller keys
 MAX_RSA_BITS = 4096  # larger keys overflow what many DNS setups and verifiers handle

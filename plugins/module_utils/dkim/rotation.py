@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 from ..dns.parsers import tag_list
 from ..dns.report import LookupFailed
-from ..model.domains import ModelError, raise_collected, validate_domain_name, validate_selector
+from ..model.errors import ModelError, raise_collected
+from ..model.fields import validate_domain_name, validate_selector
 
 DOMAINKEY = "._domainkey."
 OVERRIDE = "bulkmail_dkim_min_publish_seconds"

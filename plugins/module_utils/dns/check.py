@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..model.domains import ModelError, parse_domain, validate_ipv4
+from ..model.domains import parse_domain
+from ..model.errors import ModelError
+from ..model.fields import validate_ipv4
 from .check_dkim import check_dkim
 from .check_dmarc import check_dmarc
 from .check_mta_sts import check_mta_sts

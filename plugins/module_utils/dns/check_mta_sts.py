@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from ..model.domains import ModelError, MtaSts
+from ..model.domains import MtaSts
+from ..model.errors import ModelError
 from .parsers import tag_list
 from .records import (
     MTA_STS_ID_LENGTH,

@@ -9,7 +9,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..model.domains import ModelError
+from ..model.errors import ModelError
 from .parsers import (
     is_spf_record,
     spf_all_term,

@@ -5,7 +5,8 @@ Pure Python, no network code (also `bulkmail.logic.dns.check_tls_rpt`): DNS thro
 
 from __future__ import annotations
 
-from ..model.domains import ModelError, validate_mailto
+from ..model.domains import validate_mailto
+from ..model.errors import ModelError
 from .parsers import tag_list
 from .report import (
     Check,

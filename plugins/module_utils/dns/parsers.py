@@ -10,14 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ..model.domains import (
-    ALIGNMENT_MODES,
-    DMARC_POLICIES,
-    Dmarc,
-    ModelError,
-    validate_domain_name,
-    validate_mailto,
-)
+from ..model.domains import ALIGNMENT_MODES, DMARC_POLICIES, Dmarc, validate_mailto
+from ..model.errors import ModelError
+from ..model.fields import validate_domain_name
 
 SPF_MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 # RFC 7208 4.6.4: the terms that cause DNS lookups; ip4, ip6, all and exp do not count.

@@ -15,19 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ..model.domains import (
-    Dmarc,
-    Domain,
-    Host,
-    ModelError,
-    MtaSts,
-    TlsRpt,
-    is_within,
-    merge_hosts,
-    parse_dmarc,
-    raise_collected,
-    validate_domain_name,
-)
+from ..model.domains import Dmarc, Domain, MtaSts, TlsRpt, parse_dmarc
+from ..model.errors import ModelError, raise_collected
+from ..model.fields import is_within, validate_domain_name
+from ..model.hosts import Host, merge_hosts
 from .parsers import spf_lookup_terms
 from .zone_file import (
     RECORD_TYPES,

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..model.domains import ModelError, validate_domain_name, validate_ipv4
+from ..model.errors import ModelError
+from ..model.fields import validate_domain_name, validate_ipv4
 
 MAX_SERIAL = 2**32 - 1
 MAX_TXT_STRING = 255

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..model.domains import Host, ModelError, parse_dns_hosts
+from ..model.errors import ModelError
+from ..model.hosts import Host, parse_dns_hosts
 
 TSIG_ALGORITHM = "hmac-sha256"
 # RFC 8945 6: a key at least as long as the hash output (32 bytes for SHA-256) is recommended;

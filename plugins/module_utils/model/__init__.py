@@ -1,1 +1,287 @@
-"""The inventory model: one parse_model() validates the whole inventory, every door reads it."""
+"""The inventory model: one parse_model() validates the whole inventory, every door reads it.
+
+`model_inputs()` takes from an inventory exactly what the model reads (the bulkmail_*
+variables, the groups, each host's names and addresses); `parse_model()` validates it in one
+pass and reports every problem at once, each `ModelError` naming the field's path and the fix.
+`playbooks/validate.yml` stores the inputs as the `bulkmail_model` fact once they parse;
+filters, modules and the runtime build their `Model` from that fact with `parse_model()`, so
+what is deployed is what was validated (docs/decisions.md, "One model").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .access import SubmissionAccount, parse_submission_accounts, parse_trusted_networks
+from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
+from .errors import ModelError, ModelErrors, raise_collected
+from .fields import secret, show
+from .hosts import Host, check_hosts, parse_dns_hosts, parse_hosts, parse_smtp_hosts
+from .lanes import Lane, lane_address, parse_lanes
+from .sending import (
+    DEFAULT_PROVIDERS,
+    Provider,
+    Relay,
+    VolumeProfile,
+    parse_providers,
+    parse_relays,
+    parse_volume,
+)
+
+# The inventory variables the model reads; nothing else of an inventory reaches a plan.
+MODEL_VARIABLES = (
+    "bulkmail_domains",
+    "bulkmail_ip_pools",
+    "bulkmail_volume",
+    "bulkmail_relays",
+    "bulkmail_providers",
+    "bulkmail_lanes",
+    "bulkmail_trusted_networks",
+    "bulkmail_trusted_networks_allow_wide",
+    "bulkmail_submission_accounts",
+    "bulkmail_db_app_password",
+    "bulkmail_db_reader_password",
+)
+HOST_VARIABLES = (
+    "bulkmail_hostname",
+    "bulkmail_public_ipv4",
+    "bulkmail_internal_ipv4",
+    "bulkmail_extra_ipv4",
+)
+GROUPS = ("smtp", "smtp_fallback", "dns", "db", "web")
+DB_PASSWORDS = ("bulkmail_db_app_password", "bulkmail_db_reader_password")
+
+
+@dataclass(frozen=True)
+class Model:
+    """The whole inventory, validated: what every role, filter and runtime command reads."""
+
+    domains: tuple[Domain, ...]
+    ip_pools: dict[str, tuple[str, ...]]
+    smtp_hosts: tuple[Host, ...] = ()
+    dns_hosts: tuple[Host, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    # smtp_fallback: the graveyard hosts, which retry what the primaries could not deliver.
+    graveyards: tuple[Host, ...] = ()
+    # The web hosts serve the MTA-STS policies at their public address.
+    web_hosts: tuple[Host, ...] = ()
+    volume: VolumeProfile | None = None
+    relays: tuple[Relay, ...] = ()
+    providers: tuple[Provider, ...] = DEFAULT_PROVIDERS
+    lanes: tuple[Lane, ...] = ()
+    trusted_networks: tuple[str, ...] = ()
+    submission_accounts: tuple[SubmissionAccount, ...] = ()
+
+    @property
+    def pool_addresses(self) -> tuple[str, ...]:
+        return pool_addresses(self.ip_pools)
+
+    @property
+    def primaries(self) -> tuple[Host, ...]:
+        """The smtp hosts that accept mail from applications (every smtp host but graveyards)."""
+        yards = {host.inventory_name for host in self.graveyards}
+        return tuple(host for host in self.smtp_hosts if host.inventory_name not in yards)
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.inventory_name == name:
+                return host
+        raise ModelError(f"hostvars[{name!r}]", "is not a host of the inventory")
+
+    def is_graveyard(self, name: str) -> bool:
+        return any(host.inventory_name == name for host in self.graveyards)
+
+
+def model_inputs(
+    variables: Mapping[str, Any],
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """What the model reads of an inventory, as plain data: the `bulkmail_model` fact."""
+    members = {group: list(groups.get(group) or []) for group in GROUPS}
+    names = list(groups.get("all") or [])
+    for group_hosts in members.values():
+        names += [name for name in group_hosts if name not in names]
+    return {
+        "variables": {key: variables.get(key) for key in MODEL_VARIABLES},
+        "groups": members,
+        "hosts": {
+            name: {key: (hostvars.get(name) or {}).get(key) for key in HOST_VARIABLES}
+            for name in names
+        },
+    }
+
+
+def _host_list(inputs: Mapping[str, Any], group: str | None) -> list[dict[str, Any]]:
+    hosts = inputs.get("hosts") or {}
+    names = list(hosts) if group is None else (inputs.get("groups") or {}).get(group) or []
+    return [{"inventory_hostname": name, **(hosts.get(name) or {})} for name in names]
+
+
+def _cross_checks(model: Model) -> list[ModelError]:
+    """What holds between parts: relays named by domains exist, lanes fit every primary."""
+    errors: list[ModelError] = []
+    known = {relay.name for relay in model.relays}
+    for index, domain in enumerate(model.domains):
+        for position, name in enumerate(domain.relays):
+            if name not in known:
+                errors.append(
+                    ModelError(
+                        f"bulkmail_domains[{index}].relays[{position}]",
+                        f"{show(name)} is not a relay of bulkmail_relays "
+                        f"(known: {', '.join(sorted(known)) or 'none'})",
+                    )
+                )
+    for lane in model.lanes:
+        if lane.fallback and not model.graveyards:
+            errors.append(
+                ModelError(
+                    f"bulkmail_lanes.{lane.name}.fallback",
+                    "true, but the smtp_fallback group has no host to fall back to; add one or "
+                    "set fallback: false",
+                )
+            )
+        for host in model.primaries:
+            try:
+                lane_address(host, lane, model.ip_pools)
+            except ModelError as error:
+                errors.append(error)
+    if model.smtp_hosts and model.volume is None:
+        errors.append(
+            ModelError(
+                "bulkmail_volume",
+                "missing; give at least messages_per_day and peak_per_hour: the tuning model "
+                "sizes Postfix from it",
+            )
+        )
+    return errors
+
+
+def parse_model(inputs: Mapping[str, Any]) -> Model:
+    """Validate the whole inventory (`model_inputs()`'s form) in one pass; raise every problem.
+
+    Hosts are checked only when the inputs name groups (a filter that knows only the domains
+    may pass variables alone).
+    """
+    if not isinstance(inputs, Mapping) or not isinstance(inputs.get("variables"), Mapping):
+        raise ModelError("bulkmail_model", "is not the model's inputs; run validate.yml first")
+    raw = inputs["variables"]
+    errors: list[ModelError] = []
+    parsed: dict[str, Any] = {}
+
+    def step(key: str, parse: Callable[[], Any]) -> None:
+        try:
+            parsed[key] = parse()
+        except ModelError as error:
+            errors.append(error)
+
+    step("domains", lambda: tuple(parse_domains(raw.get("bulkmail_domains"))))
+    step("ip_pools", lambda: parse_ip_pools(raw.get("bulkmail_ip_pools")))
+    step("smtp_hosts", lambda: parse_smtp_hosts(_host_list(inputs, "smtp")))
+    step("dns_hosts", lambda: parse_dns_hosts(_host_list(inputs, "dns")))
+    step("hosts", lambda: parse_hosts(_host_list(inputs, None), group="hosts"))
+    step(
+        "graveyards",
+        lambda: parse_hosts(_host_list(inputs, "smtp_fallback"), group="smtp_fallback"),
+    )
+    step(
+        "web_hosts",
+        lambda: parse_hosts(
+            _host_list(inputs, "web"),
+            group="web",
+            require=("bulkmail_public_ipv4",),
+            why="the web hosts serve the MTA-STS policies at their public address",
+        ),
+    )
+    volume = raw.get("bulkmail_volume")
+    step("volume", lambda: None if volume is None else parse_volume(volume))
+    step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
+    step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
+    step(
+        "trusted_networks",
+        lambda: parse_trusted_networks(
+            raw.get("bulkmail_trusted_networks"), raw.get("bulkmail_trusted_networks_allow_wide")
+        ),
+    )
+    for key in DB_PASSWORDS:
+        if raw.get(key) is not None:
+            step(
+                f"_{key}",
+                lambda key=key: secret(
+                    raw.get(key), key, f'keep it in vault, e.g. {key}: "{{{{ vault_{key} }}}}"'
+                ),
+            )
+    raise_collected(errors)
+    names = [domain.name for domain in parsed["domains"]]
+    step(
+        "submission_accounts",
+        lambda: parse_submission_accounts(raw.get("bulkmail_submission_accounts"), names),
+    )
+    providers = [provider.name for provider in parsed["providers"]]
+    step(
+        "lanes",
+        lambda: parse_lanes(raw.get("bulkmail_lanes"), parsed["ip_pools"], providers=providers),
+    )
+    raise_collected(errors)
+    model = Model(**{key: value for key, value in parsed.items() if not key.startswith("_")})
+    errors += check_hosts(model.smtp_hosts, model.dns_hosts, model.hosts, model.ip_pools)
+    errors += _cross_checks(model)
+    raise_collected(errors)
+    return model
+
+
+def model_summary(model: Model) -> dict[str, Any]:
+    """A plain-data view of a valid model for debug output: no password, no key."""
+    return {
+        "domains": [
+            {
+                "name": domain.name,
+                "dkim_selectors": list(domain.dkim_selectors),
+                "signing_selector": domain.signing_selector,
+                "dmarc": {
+                    "policy": domain.dmarc.policy,
+                    "pct": domain.dmarc.pct,
+                    "rua": list(domain.dmarc.rua),
+                    "ruf": list(domain.dmarc.ruf),
+                    "adkim": domain.dmarc.adkim,
+                    "aspf": domain.dmarc.aspf,
+                },
+                "return_path_domain": domain.return_path_domain,
+                "spf_include": list(domain.spf_include),
+                "relays": list(domain.relays),
+            }
+            for domain in model.domains
+        ],
+        "ip_pools": {name: list(addresses) for name, addresses in model.ip_pools.items()},
+        "pool_addresses": list(model.pool_addresses),
+        "smtp_hosts": [host.inventory_name for host in model.smtp_hosts],
+        "graveyards": [host.inventory_name for host in model.graveyards],
+        "dns_hosts": [host.inventory_name for host in model.dns_hosts],
+        "relays": {relay.name: f"{relay.host}:{relay.port}" for relay in model.relays},
+        "providers": [provider.name for provider in model.providers],
+        "lanes": [lane.name for lane in model.lanes],
+        "trusted_networks": list(model.trusted_networks),
+        "submission_accounts": [account.username for account in model.submission_accounts],
+    }
+
+
+__all__ = [
+    "GROUPS",
+    "HOST_VARIABLES",
+    "MODEL_VARIABLES",
+    "Domain",
+    "Host",
+    "Lane",
+    "Model",
+    "ModelError",
+    "ModelErrors",
+    "Provider",
+    "Relay",
+    "SubmissionAccount",
+    "VolumeProfile",
+    "model_inputs",
+    "model_summary",
+    "parse_model",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .domains import ModelError
+from .errors import ModelError
 
 
 def plain(value: Any) -> Any:

@@ -4,25 +4,20 @@ Every setting carries a one-line reason, so `main.cf` explains itself and other 
 tuning model, per-provider transports, lanes) can add to it as a *layer* merged on top of
 the base, instead of editing files. Templates only place these values.
 
-Pure Python: no Ansible import. The model's own fields are checked by `domain_model`
-(its `ModelError`); what is specific to Postfix raises `PostfixConfigError`. Both are
-`ValueError`s whose message names the field and the fix.
+Pure Python: no Ansible import. The model's own fields are checked by `parse_model`; what is
+specific to Postfix (role options, layers) raises `PostfixConfigError`, a `ModelError` too:
+every message names the field and the fix.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..model.domains import (
-    ModelError,
-    parse_domains,
-    parse_ip_pools,
-    validate_domain_name,
-    validate_ipv4,
-)
+from ..model import Model, ModelError
+from ..model.domains import Domain
+from ..model.fields import check_keys, show
 
 SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
@@ -34,8 +29,11 @@ DEFAULT_MESSAGE_SIZE_LIMIT = 26214400  # 25 MiB
 MASTER_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
 
 
-class PostfixConfigError(ValueError):
-    """The model cannot produce a safe Postfix configuration; the message says why."""
+class PostfixConfigError(ModelError):
+    """A layer or option cannot make a safe Postfix configuration; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
 
 
 @dataclass(frozen=True)
@@ -110,101 +108,64 @@ class SmtpHost:
 
 # --------------------------------------------------------------------------- input
 
+OPTION_KEYS = ("milters", "tls_cert_file", "tls_key_file", "sasl_path", "sender_login_map")
 
-def smtp_host(data: Mapping[str, Any]) -> SmtpHost:
-    """Build an `SmtpHost` from plain data (what a filter receives), checking every field."""
-    if not isinstance(data, Mapping):
-        raise PostfixConfigError(
-            f"postfix model: expected a mapping of hostname, public_ipv4, ip_pools, "
-            f"trusted_networks, got {type(data).__name__}"
-        )
-    known = set(SmtpHost.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise PostfixConfigError(
-            f"postfix model: unknown field(s) {', '.join(unknown)}; known fields are "
-            f"{', '.join(sorted(known))}"
-        )
-    for required in ("hostname", "public_ipv4", "ip_pools", "trusted_networks"):
-        if data.get(required) is None:
-            raise PostfixConfigError(f"postfix model: {required} is required")
 
-    hostname = validate_domain_name(data["hostname"], "bulkmail_hostname")
-    public_ipv4 = validate_ipv4(data["public_ipv4"], "bulkmail_public_ipv4")
-    ip_pools = parse_ip_pools(data["ip_pools"])
-    trusted = [str(n) for n in _trusted_networks(data["trusted_networks"])]
-    milters = _str_list(data.get("milters", DEFAULT_MILTERS), "milters")
-    for milter in milters:
+def smtp_host(
+    model: Model, name: str, options: Mapping[str, Any] | None = None, *, size_limit: int
+) -> SmtpHost:
+    """The `SmtpHost` of inventory host `name`: the model's facts plus the role's options.
+
+    `options` are the postfix role's `postfix_<key>` variables (OPTION_KEYS); each is checked
+    here, its error naming the role variable.
+    """
+    options = dict(options or {})
+    check_keys(options, OPTION_KEYS, "postfix role options")
+    host = model.host(name)
+    where = f"hostvars[{name!r}]"
+    if host.hostname is None or host.public_ipv4 is None:
+        raise ModelError(f"{where}.bulkmail_hostname", "an smtp host needs its FQDN and address")
+    milters = _str_list(options.get("milters", DEFAULT_MILTERS), "postfix_milters")
+    for index, milter in enumerate(milters):
         if not milter.startswith(("inet:", "unix:")):
-            raise PostfixConfigError(
-                f"postfix model: milters entry {milter!r} must be inet:host:port or unix:/path"
+            raise ModelError(
+                f"postfix_milters[{index}]", f"{milter!r} must be inet:host:port or unix:/path"
             )
-    size = data.get("message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT)
-    if isinstance(size, str) and size.isdigit():
-        size = int(size)  # templating may hand numbers over as text
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
-        raise PostfixConfigError(
-            f"postfix model: message_size_limit must be a number of bytes >= 1024, got {size!r}"
-        )
     return SmtpHost(
-        hostname=hostname,
-        public_ipv4=public_ipv4,
-        ip_pools=ip_pools,
-        trusted_networks=tuple(trusted),
+        hostname=host.hostname,
+        public_ipv4=host.public_ipv4,
+        ip_pools=model.ip_pools,
+        trusted_networks=model.trusted_networks,
         milters=tuple(milters),
-        tls_cert_file=_path(data.get("tls_cert_file", SNAKEOIL_CERT), "tls_cert_file"),
-        tls_key_file=_path(data.get("tls_key_file", SNAKEOIL_KEY), "tls_key_file"),
-        sasl_path=_nonempty(data.get("sasl_path", DEFAULT_SASL_PATH), "sasl_path"),
+        tls_cert_file=_path(options.get("tls_cert_file", SNAKEOIL_CERT), "postfix_tls_cert_file"),
+        tls_key_file=_path(options.get("tls_key_file", SNAKEOIL_KEY), "postfix_tls_key_file"),
+        sasl_path=_nonempty(options.get("sasl_path", DEFAULT_SASL_PATH), "postfix_sasl_path"),
         sender_login_map=_nonempty(
-            data.get("sender_login_map", DEFAULT_SENDER_LOGIN_MAP), "sender_login_map"
+            options.get("sender_login_map", DEFAULT_SENDER_LOGIN_MAP), "postfix_sender_login_map"
         ),
-        message_size_limit=size,
+        message_size_limit=size_limit,
     )
 
 
 def _nonempty(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise PostfixConfigError(f"postfix model: {name} must be a non-empty string")
+        raise ModelError(name, f"{show(value)} is not a non-empty string")
     if any(c.isspace() for c in value):
-        raise PostfixConfigError(f"postfix model: {name} {value!r} must not contain whitespace")
+        raise ModelError(name, f"{value!r} must not contain whitespace")
     return value
 
 
 def _path(value: Any, name: str) -> str:
     path = _nonempty(value, name)
     if not path.startswith("/"):
-        raise PostfixConfigError(f"postfix model: {name} {path!r} must be an absolute path")
+        raise ModelError(name, f"{path!r} must be an absolute path")
     return path
 
 
 def _str_list(value: Any, name: str) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise PostfixConfigError(f"postfix model: {name} must be a list of strings")
-    return [_nonempty(item, f"{name} entry") for item in value]
-
-
-def _trusted_networks(value: Any) -> list[ipaddress.IPv4Network]:
-    networks = []
-    for entry in _str_list(value, "trusted_networks (bulkmail_trusted_networks)"):
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise PostfixConfigError(
-                f"postfix model: trusted_networks entry {entry!r} is not a CIDR such as "
-                f"192.0.2.96/27"
-            ) from None
-        if network.version != 4:
-            raise PostfixConfigError(
-                f"postfix model: trusted_networks entry {entry!r} is IPv6, but Postfix listens "
-                f"on IPv4 only (the model has IPv4 addresses only); remove it"
-            )
-        if str(network) != entry and "/" in entry:
-            raise PostfixConfigError(
-                f"postfix model: trusted_networks entry {entry!r} has host bits set; "
-                f"write {network} instead"
-            )
-        networks.append(network)
-    return networks
+        raise ModelError(name, f"{show(value)} is not a list of strings")
+    return [_nonempty(item, f"{name}[{index}]") for index, item in enumerate(value)]
 
 
 # ------------------------------------------------------------------------- main.cf
@@ -577,32 +538,16 @@ def with_option(service: MasterService, option: Setting) -> MasterService:
 # ------------------------------------------------------------------ sender logins
 
 
-def postfix_sender_logins(usernames: Iterable[str], domains: Any) -> list[tuple[str, str]]:
+def postfix_sender_logins(model: Model) -> list[tuple[str, str]]:
     """smtpd_sender_login_maps entries: `@domain` -> the accounts that may send as it.
 
-    `domains` is `bulkmail_domains`. An account `user@example.com` owns its sending domain
-    `example.com` and that domain's `return_path_domain` (VERP bounces are sent from there).
-    Every account must belong to a sending domain, otherwise it could send nothing through
-    submission.
+    An account `user@example.com` owns its sending domain `example.com` and that domain's
+    `return_path_domain` (VERP bounces are sent from there); parse_model has checked that
+    every account belongs to a sending domain.
     """
-    parsed = parse_domains(domains)
-    owners: dict[str, list[str]] = {domain.name: [] for domain in parsed}
-    for index, username in enumerate(usernames):
-        where = f"bulkmail_submission_accounts[{index}].username"
-        if not isinstance(username, str) or username.count("@") != 1 or username[0] == "@":
-            raise ModelError(where, f"{username!r} must look like user@domain, its own domain")
-        domain = username.rsplit("@", 1)[1].lower()
-        if domain not in owners:
-            raise ModelError(
-                where,
-                f"{username!r}: {domain} is not in bulkmail_domains; an account may send only "
-                f"as its own sending domain, so add the domain or rename the account",
-            )
-        if username not in owners[domain]:
-            owners[domain].append(username)
     entries: list[tuple[str, str]] = []
-    for domain in parsed:
-        accounts = owners[domain.name]
+    for domain in model.domains:
+        accounts = [a.username for a in model.submission_accounts if a.domain == domain.name]
         if not accounts:
             continue
         entries.append((f"@{domain.name}", _join(accounts, ",")))
@@ -621,7 +566,7 @@ def _regexp_domain(name: str) -> str:
     return name.replace(".", r"\.")
 
 
-def postfix_verp(domains: Any) -> dict[str, Any]:
+def postfix_verp(domains: Sequence[Domain]) -> dict[str, Any]:
     """VERP return paths on each domain's `return_path_domain`, derived from `bulkmail_domains`.
 
     For a domain with a return-path domain, mail from `news@example.com` leaves with the
@@ -634,7 +579,7 @@ def postfix_verp(domains: Any) -> dict[str, Any]:
     Returns the main.cf layer and the tables it names (`{path, lines}`; both empty of rules
     when no domain has a return-path domain, so the role's files stay in place).
     """
-    verp = [d for d in parse_domains(domains)
+    verp = [d for d in domains
             if d.return_path_domain and d.return_path_domain != d.name]  # fmt: skip
     if not verp:
         return {"main_cf": [], "tables": []}

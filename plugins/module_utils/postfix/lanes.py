@@ -29,25 +29,15 @@ Pure Python: no Ansible import. Errors are `ModelError`s naming the field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.domains import (
-    Host,
-    ModelError,
-    _show,
-    parse_host,
-    parse_ip_pools,
-    raise_collected,
-)
+from ..model import Model, ModelError
+from ..model.hosts import Host
+from ..model.lanes import TRANSACTIONAL, Lane, lane_address
 from .config import MasterService, Setting
 
-TRANSACTIONAL = "transactional"
-LANE_KEYS = ("pool", "port", "fallback", "per_provider")
-RESERVED_PORTS = frozenset({25, 465, 587})
-_LANE_NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 # The graveyard's retry schedule: Postfix's minimal backoff (300 s) would hammer a provider
 # that asked us to slow down; Yahoo asks for a retry after about 4 hours.
 GRAVEYARD_MIN_BACKOFF = "10m"
@@ -72,201 +62,8 @@ _HANDOFF_FEEDERS = Setting(
 )  # fmt: skip
 
 
-# The provider classifier's socketmap that routes a per_provider lane's mail (`lane-bulk`).
-ROUTE_MAP_PREFIX = "lane-"
-
-
-def route_map_name(lane: str) -> str:
-    """The classifier's map of a lane; also the lane's key in the routes file."""
-    return f"{ROUTE_MAP_PREFIX}{lane}"
-
-
-@dataclass(frozen=True)
-class Lane:
-    """One stream: its pool, where it is fed, whether it hands retries to the graveyard."""
-
-    name: str
-    pool: str
-    port: int | None = None
-    fallback: bool = False
-    per_provider: bool = False
-    # Set on a provider instance of a per_provider lane: the provider it delivers to.
-    provider: str | None = None
-
-    @property
-    def instance(self) -> str:
-        """The Postfix instance name (`-` is the default instance, as systemd's postfix@-)."""
-        return "-" if self.name == TRANSACTIONAL else f"postfix{self.suffix}"
-
-    @property
-    def suffix(self) -> str:
-        if self.name == TRANSACTIONAL:
-            return ""
-        return f"-{self.name}" + (f"-{self.provider}" if self.provider else "")
-
-    @property
-    def route_map(self) -> str:
-        """The provider classifier's map that routes this lane's mail to its providers."""
-        return route_map_name(self.name)
-
-    def ports(self, providers: Sequence[str]) -> range:
-        """The ports the lane takes: its own, then one per provider instance."""
-        if self.port is None:
-            return range(0)
-        return range(self.port, self.port + 1 + (len(providers) if self.per_provider else 0))
-
-    def provider_lanes(self, providers: Sequence[str]) -> list[Lane]:
-        """A per_provider lane's instance per provider (port + 1 + the provider's index);
-        none for another lane."""
-        if not self.per_provider:
-            return []
-        if self.port is None:
-            raise ModelError(f"bulkmail_lanes.{self.name}.port", "a per_provider lane needs one")
-        return [
-            Lane(self.name, self.pool, self.port + 1 + index, self.fallback, False, provider)
-            for index, provider in enumerate(providers)
-        ]
-
-    @property
-    def config_directory(self) -> str:
-        return f"/etc/postfix{self.suffix}"
-
-    @property
-    def queue_directory(self) -> str:
-        return f"/var/spool/postfix{self.suffix}"
-
-    @property
-    def data_directory(self) -> str:
-        return f"/var/lib/postfix{self.suffix}"
-
-
-def _lane_port(name: str, port: Any, where: str) -> int | None:
-    if name == TRANSACTIONAL:
-        if port is not None:
-            raise ModelError(f"{where}.port", "the transactional lane is fed on 25 and 587")
-        return None
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ModelError(
-            f"{where}.port",
-            f"{_show(port)} is not a TCP port; the trusted networks feed the lane on it, e.g. 2525",
-        )
-    if port in RESERVED_PORTS:
-        raise ModelError(
-            f"{where}.port", f"{port} is the transactional lane's; choose another, e.g. 2525"
-        )
-    return port
-
-
-def _lane(name: Any, settings: Any, path: str, pools: Mapping[str, Sequence[str]]) -> Lane:
-    where = f"{path}.{name}"
-    if not isinstance(name, str) or not _LANE_NAME.match(name):
-        raise ModelError(
-            path,
-            f"lane name {_show(name)} must be lower-case letters and digits (at most 20), "
-            f"starting with a letter",
-        )
-    if not isinstance(settings, Mapping):
-        raise ModelError(where, f"{_show(settings)} is not a mapping with at least pool")
-    unknown = sorted(str(k) for k in settings if k not in LANE_KEYS)
-    if unknown:
-        raise ModelError(
-            where, f"unknown key(s) {', '.join(unknown)}; known keys are {', '.join(LANE_KEYS)}"
-        )
-    pool = settings.get("pool")
-    if pool not in pools:
-        raise ModelError(
-            f"{where}.pool",
-            f"{_show(pool)} is not a pool of bulkmail_ip_pools ({', '.join(pools)})",
-        )
-    flags = {}
-    for key in ("fallback", "per_provider"):
-        flags[key] = settings.get(key, False)
-        if not isinstance(flags[key], bool):
-            raise ModelError(f"{where}.{key}", f"{_show(flags[key])} is not true or false")
-    if flags["per_provider"] and name == TRANSACTIONAL:
-        raise ModelError(
-            f"{where}.per_provider",
-            "the transactional lane is one instance; split a bulk lane by provider instead",
-        )
-    port = _lane_port(name, settings.get("port"), where)
-    return Lane(name, pool, port, flags["fallback"], flags["per_provider"])
-
-
-def parse_lanes(
-    raw: Any,
-    pools: Mapping[str, Sequence[str]],
-    path: str = "bulkmail_lanes",
-    providers: Sequence[str] = (),
-) -> tuple[Lane, ...]:
-    """Parse `bulkmail_lanes`; empty means one lane, the default instance, as before lanes.
-
-    `providers` (the tuning model's provider names) size the port ranges of per_provider lanes.
-    """
-    if raw is None or raw == {}:
-        return ()
-    if not isinstance(raw, Mapping):
-        raise ModelError(path, f"{_show(raw)} is not a mapping of lane name to its settings")
-    if TRANSACTIONAL not in raw:
-        raise ModelError(
-            path,
-            f"the {TRANSACTIONAL!r} lane is missing: it is Postfix's default instance (ports 25 "
-            f"and 587); every other lane is fed beside it",
-        )
-    lanes: list[Lane] = []
-    errors: list[ModelError] = []
-    for name, settings in raw.items():
-        try:
-            lane = _lane(name, settings, path, pools)
-            taken = lane.ports(providers)
-            if taken and taken[-1] > 65535:
-                raise ModelError(
-                    f"{path}.{name}.port",
-                    f"{lane.port} + {len(taken) - 1} provider instances passes 65535; lower it",
-                )
-            reserved = set(taken[1:]) & RESERVED_PORTS
-            if reserved:
-                raise ModelError(
-                    f"{path}.{name}.port",
-                    f"its provider instances would take {min(reserved)}, the transactional "
-                    f"lane's; choose another, e.g. 2525",
-                )
-            for other in lanes:
-                shared = set(taken) & set(other.ports(providers))
-                if shared:
-                    raise ModelError(
-                        f"{path}.{name}.port",
-                        f"{min(shared)} is also a port of lane {other.name} (a per_provider "
-                        f"lane takes its port and one more per provider, "
-                        f"{len(providers)} here)",
-                    )
-            lanes.append(lane)
-        except ModelError as error:
-            errors.append(error)
-    raise_collected(errors)
-    return tuple(lanes)
-
-
 def _s(name: str, value: Any, reason: str) -> Setting:
     return Setting(name, str(value), reason)
-
-
-def lane_address(host: Host, lane: Lane, pools: Mapping[str, Sequence[str]]) -> str:
-    """The host's one address in the lane's pool: the lane's mail leaves from it."""
-    mine = [a for a in host.public_addresses if a in pools[lane.pool]]
-    where = f"hostvars[{host.inventory_name!r}]"
-    if not mine:
-        raise ModelError(
-            f"{where}.bulkmail_extra_ipv4",
-            f"{host.inventory_name} has no address in pool {lane.pool!r} (lane {lane.name}); "
-            f"give it one (bulkmail_extra_ipv4) and list it in bulkmail_ip_pools.{lane.pool}",
-        )
-    if len(mine) > 1:
-        raise ModelError(
-            f"bulkmail_ip_pools.{lane.pool}",
-            f"{host.inventory_name} has {len(mine)} addresses in pool {lane.pool!r} "
-            f"({', '.join(mine)}); a lane sends from one address per host: keep one",
-        )
-    return mine[0]
 
 
 @dataclass(frozen=True)
@@ -279,10 +76,12 @@ class Instance:
     # A per_provider lane's intake: provider -> the route to its instance (the classifier's
     # `lane-<lane>` map).
     routes: Mapping[str, str] = field(default_factory=dict)
+    graveyard: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "lane": self.lane.name,
+            "graveyard": self.graveyard,
             "provider": self.lane.provider,
             "route_map": {self.lane.route_map: dict(self.routes)} if self.routes else {},
             "instance": self.lane.instance,
@@ -344,14 +143,36 @@ def _own_listener(
     ]  # fmt: skip
 
 
+def _lane_routes(lane: Lane, providers: Sequence[str], listen: str) -> dict[str, str]:
+    return {
+        str(sub.provider): f"{HANDOFF}:[{listen}]:{sub.port}"
+        for sub in lane.provider_lanes(providers)
+    }
+
+
+def _listen_address(host: Host) -> str:
+    """Where a host's lane instances listen: its internal address (loopback without one)."""
+    return host.internal_ipv4 or "127.0.0.1"
+
+
+def lane_routes(model: Model, name: str) -> dict[str, dict[str, str]]:
+    """The classifier's `lane-<lane>` maps of smtp host `name`: provider -> its instance."""
+    if model.is_graveyard(name):
+        return {}
+    providers = [provider.name for provider in model.providers]
+    listen = _listen_address(model.host(name))
+    return {
+        lane.route_map: _lane_routes(lane, providers, listen)
+        for lane in model.lanes
+        if lane.per_provider
+    }
+
+
 def _intake_routing(
     lane: Lane, providers: Sequence[str], socket: str, listen: str
 ) -> tuple[list[Setting], list[tuple[MasterService, bool]], dict[str, str]]:
     """A per_provider lane's intake: route each provider's mail to the provider's instance."""
-    routes = {
-        str(sub.provider): f"{HANDOFF}:[{listen}]:{sub.port}"
-        for sub in lane.provider_lanes(providers)
-    }
+    routes = _lane_routes(lane, providers, listen)
     main_cf = [
         _s("transport_maps", f"socketmap:{socket}:{lane.route_map}",
            f"the intake only routes: each provider's mail (by the recipient domain's MX) to "
@@ -420,19 +241,12 @@ def primary_instances(
     pools: Mapping[str, Sequence[str]],
     graveyards: Sequence[Host] = (),
     providers: Sequence[str] = (),
-    provider_map_socket: str = "inet:127.0.0.1:10028",
+    provider_map_socket: str = "",
     size_limit: int | None = None,
 ) -> tuple[Instance, ...]:
     """The instances of a primary smtp host, the default (transactional) one first."""
     if not lanes:
         return ()
-    if any(lane.fallback for lane in lanes) and not graveyards:
-        lane = next(lane for lane in lanes if lane.fallback)
-        raise ModelError(
-            f"bulkmail_lanes.{lane.name}.fallback",
-            "true, but the smtp_fallback group has no host to fall back to; add one or set "
-            "fallback: false",
-        )
     split = next((lane for lane in lanes if lane.per_provider), None)
     if split is not None and not providers:
         raise ModelError(
@@ -445,7 +259,7 @@ def primary_instances(
         for lane in others
         for instance in [lane, *lane.provider_lanes(providers)]
     ]
-    listen = host.internal_ipv4 or "127.0.0.1"
+    listen = _listen_address(host)
     instances = []
     for lane in lanes:
         address = lane_address(host, lane, pools)
@@ -509,35 +323,30 @@ def graveyard_settings(
 
 
 def postfix_instances(
-    host: Any,
+    model: Model,
+    name: str,
     *,
-    lanes: Any,
-    ip_pools: Any,
-    graveyards: Sequence[Any] = (),
-    primaries: Sequence[Any] = (),
-    active_limit: int = 20000,
-    providers: Sequence[str] = (),
-    provider_map_socket: str = "inet:127.0.0.1:10028",
-    size_limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Plain-data instances for one smtp host (what the postfix role loops over).
+    active_limit: int,
+    size_limit: int,
+    provider_map_socket: str,
+) -> tuple[Instance, ...]:
+    """The Postfix instances of smtp host `name`, the default one first.
 
-    A host in `graveyards` gets one instance, the default one, with the graveyard's settings;
-    a primary gets one per lane; without lanes, one default instance with no extra layer.
+    A graveyard gets one instance, the default one, with the graveyard's settings; a primary
+    gets one per lane; without lanes, one default instance with no extra layer.
     """
-    pools = parse_ip_pools(ip_pools)
-    names = [str(p) for p in providers]
-    parsed_lanes = parse_lanes(lanes, pools, providers=names)
-    me = parse_host(host, group="smtp")
-    yards = tuple(parse_host(h, i, group="smtp_fallback") for i, h in enumerate(graveyards))
-    if me.inventory_name in {h.inventory_name for h in yards}:
-        firsts = tuple(parse_host(h, i, group="smtp") for i, h in enumerate(primaries))
-        lane = Lane(TRANSACTIONAL, "")
-        layer = graveyard_settings(firsts, active_limit, size_limit)
-        return [Instance(lane, tuple(layer), ()).as_dict() | {"graveyard": True}]
+    lane = Lane(TRANSACTIONAL, "")
+    if model.is_graveyard(name):
+        layer = graveyard_settings(model.primaries, active_limit, size_limit)
+        return (Instance(lane, tuple(layer), (), graveyard=True),)
+    providers = [provider.name for provider in model.providers]
     instances = primary_instances(
-        me, parsed_lanes, pools, yards, names, provider_map_socket, size_limit
+        model.host(name),
+        model.lanes,
+        model.ip_pools,
+        model.graveyards,
+        providers,
+        provider_map_socket,
+        size_limit,
     )
-    if not instances:
-        return [Instance(Lane(TRANSACTIONAL, ""), (), ()).as_dict() | {"graveyard": False}]
-    return [instance.as_dict() | {"graveyard": False} for instance in instances]
+    return instances or (Instance(lane, (), ()),)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.adapters.key_store import ensure_key
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_map
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 

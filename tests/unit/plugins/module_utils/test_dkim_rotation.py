@@ -32,7 +32,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.rotation impor
     wait_until_served,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import LookupFailed
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import (
     ModelError,
     ModelErrors,
 )

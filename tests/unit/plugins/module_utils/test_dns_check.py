@@ -30,10 +30,10 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import (
     LookupFailed,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
-    ModelError,
     MtaSts,
     parse_dmarc,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 POOL_IP = "198.51.100.10"

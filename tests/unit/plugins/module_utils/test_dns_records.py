@@ -21,11 +21,13 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.records import 
     reverse_zone_name,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
-    ModelError,
     MtaSts,
     TlsRpt,
-    parse_dns_hosts,
     parse_domains,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.hosts import (
+    parse_dns_hosts,
     parse_hosts,
     parse_smtp_hosts,
 )

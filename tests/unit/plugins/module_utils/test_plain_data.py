@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import plain, plain_hosts
 
 

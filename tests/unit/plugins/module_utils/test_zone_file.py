@@ -22,7 +22,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_file impor
     txt_strings,
     without_serial,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 SOA = Soa(mname="ns1.example.com.", rname="hostmaster.example.com.")
 TODAY = datetime.date(2026, 11, 23)

@@ -11,7 +11,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.zone_transfer i
     render_tsig_key,
     validate_tsig_secret,
 )
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 DNS_HOSTS: list[dict[str, Any]] = [

@@ -1,0 +1,66 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Thin filters over plugins/module_utils/model (documented in model.yml, model_summary.yml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
+    HOST_VARIABLES,
+    MODEL_VARIABLES,
+    ModelError,
+    model_inputs,
+    model_summary,
+    parse_model,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import plain, plain_hosts
+
+
+def model(variables: Any, groups: Any, hosts: Any) -> dict[str, Any]:
+    """The `bulkmail_model` fact: what the model reads of the inventory, once it parses.
+
+    A model that does not parse gives `{problems: <every problem, one per line>}` instead of
+    failing: the fact holds secrets and is set with no_log, which would hide the message; the
+    next task fails with it (playbooks/validate.yml).
+    """
+    if not isinstance(variables, Mapping):
+        raise AnsibleFilterError("model: the input must be a mapping of the model's variables")
+    given = sorted(variables)
+    if given != sorted(MODEL_VARIABLES):
+        missing = sorted(set(MODEL_VARIABLES) - set(given))
+        extra = sorted(set(given) - set(MODEL_VARIABLES))
+        raise AnsibleFilterError(
+            f"model: pass exactly the model's variables; missing {missing}, unknown {extra}"
+        )
+    try:
+        listed = plain_hosts(hosts, "model: hosts") or []
+        hostvars = {
+            str(host["inventory_hostname"]): {key: host.get(key) for key in HOST_VARIABLES}
+            for host in listed
+        }
+        inputs = model_inputs(
+            {key: variables[key] for key in MODEL_VARIABLES},
+            {str(name): list(members) for name, members in plain(groups).items()},
+            hostvars,
+        )
+        parse_model(inputs)
+    except ModelError as error:
+        return {"problems": str(error)}
+    return inputs
+
+
+def summary(inputs: Any) -> dict[str, Any]:
+    """The model as the validate play shows it: names and counts, no secret."""
+    try:
+        return model_summary(parse_model(inputs))
+    except ModelError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
+class FilterModule:
+    """The bulkmail inventory model."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"model": model, "model_summary": summary}

@@ -1,0 +1,150 @@
+"""One plan per smtp host: every Postfix instance's final main.cf and master.cf, the tables
+they name, the lanes' routes, the provider table and the sender logins.
+
+The postfix role sets the plan once (`bulkmail.infra.postfix_plan`) and its templates only
+place its values: nothing is derived twice, nothing goes Python -> Jinja -> Python.
+Layers merge in this order over the base main.cf and master.cf: the tuning model, VERP, the
+user's `postfix_main_cf_layers` / `postfix_master_cf_layers`, then the instance's own layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Model, ModelError
+from ..model.fields import check_keys, whole_number
+from .config import (
+    OPTION_KEYS,
+    Setting,
+    merge_services,
+    merge_settings,
+    postfix_main_cf,
+    postfix_master_services,
+    postfix_sender_logins,
+    postfix_verp,
+    services_from_data,
+    settings_from_data,
+    smtp_host,
+)
+from .lanes import lane_routes, postfix_instances
+from .tuning import postfix_tuning
+
+PLAN_OPTION_KEYS = (*OPTION_KEYS, "provider_map_port", "main_cf_layers", "master_cf_layers")
+DEFAULT_PROVIDER_MAP_PORT = 10028
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the postfix role writes on one host, as plain data (`as_dict`)."""
+
+    instances: tuple[dict[str, Any], ...]
+    tables: tuple[dict[str, Any], ...]
+    secret_tables: tuple[dict[str, Any], ...]
+    lane_routes: dict[str, dict[str, str]]
+    provider_suffixes: dict[str, list[str]]
+    sender_logins: tuple[dict[str, str], ...]
+    provider_map_socket: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instances": [dict(instance) for instance in self.instances],
+            "tables": [dict(table) for table in self.tables],
+            "secret_tables": [dict(table) for table in self.secret_tables],
+            "lane_routes": dict(self.lane_routes),
+            "provider_suffixes": dict(self.provider_suffixes),
+            "sender_logins": [dict(entry) for entry in self.sender_logins],
+            "provider_map_socket": self.provider_map_socket,
+        }
+
+
+def _present(settings: Any) -> list[tuple[Any, bool]]:
+    return [(item, True) for item in settings]
+
+
+def _setting(settings: Any, name: str) -> int:
+    return int(next(s.value for s in settings if s.name == name))
+
+
+def provider_routing(model: Model, name: str) -> dict[str, Any]:
+    """What the provider classifier of smtp host `name` serves: the MX suffix table and the
+    lanes' routes. Needs no role option, so the runtime role takes it before Postfix's plan."""
+    return {
+        "provider_suffixes": {
+            provider.name: list(provider.mx_suffixes)
+            for provider in model.providers
+            if provider.mx_suffixes
+        },
+        "lane_routes": lane_routes(model, name),
+    }
+
+
+def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> Plan:
+    """The plan of smtp host `name`; `options` are the postfix role's `postfix_<key>`s."""
+    options = dict(options or {})
+    check_keys(options, PLAN_OPTION_KEYS, "postfix role options")
+    if not any(host.inventory_name == name for host in model.smtp_hosts):
+        raise ModelError(f"hostvars[{name!r}]", "is not in the smtp group: it has no plan")
+    port = whole_number(options, "provider_map_port", "postfix", DEFAULT_PROVIDER_MAP_PORT, 1)
+    socket = f"inet:127.0.0.1:{port}"
+    tuning = postfix_tuning(
+        model, primaries=len(model.primaries), provider_map=f"socketmap:{socket}:transport"
+    )
+    verp = postfix_verp(model.domains)
+    # One writer of message_size_limit: the volume profile, through the base main.cf.
+    if model.volume is None:
+        raise ModelError("bulkmail_volume", "missing; the smtp tier is sized from it")
+    size_limit = model.volume.max_message_size_kb * 1024
+    host = smtp_host(
+        model, name, {k: options[k] for k in OPTION_KEYS if k in options}, size_limit=size_limit
+    )
+    user_main = [
+        settings_from_data(layer, f"postfix_main_cf_layers[{index}]")
+        for index, layer in enumerate(options.get("main_cf_layers") or [])
+    ]
+    user_master = [
+        services_from_data(layer, f"postfix_master_cf_layers[{index}]")
+        for index, layer in enumerate(options.get("master_cf_layers") or [])
+    ]
+    verp_main = settings_from_data(verp["main_cf"], "postfix verp layer")
+    base_main = postfix_main_cf(host)
+    base_master = postfix_master_services(host)
+    instances = postfix_instances(
+        model,
+        name,
+        active_limit=_setting(tuning.main_cf, "qmgr_message_active_limit"),
+        size_limit=size_limit,
+        provider_map_socket=socket,
+    )
+    planned = []
+    for instance in instances:
+        main_cf = merge_settings(
+            base_main,
+            _present(tuning.main_cf),
+            verp_main,
+            *user_main,
+            _present(instance.main_cf),
+        )
+        master_cf = merge_services(
+            base_master, _present(tuning.master_cf), *user_master, instance.master_cf
+        )
+        data = instance.as_dict()
+        data.pop("route_map")
+        data["main_cf"] = [setting.as_dict() for setting in main_cf]
+        data["master_cf"] = [service.as_dict() for service in master_cf]
+        planned.append(data)
+    tables = [*verp["tables"], *tuning.tables]
+    return Plan(
+        instances=tuple(planned),
+        tables=tuple(t for t in tables if not t.get("secret")),
+        secret_tables=tuple(t for t in tables if t.get("secret")),
+        **provider_routing(model, name),
+        sender_logins=tuple(
+            {"key": key, "owners": owners} for key, owners in postfix_sender_logins(model)
+        ),
+        provider_map_socket=socket,
+    )
+
+
+__all__ = ["Plan", "Setting", "plan", "provider_routing"]
