@@ -251,7 +251,7 @@ def test_a_signing_dispatcher_feeds_the_providers_instances_directly(
     )
     argv = " ".join(f"--to {r}" for r in recipients)
     run = smtp1.run(
-        f"printf %s {shlex.quote(message)} | PYTHONPATH=/usr/local/lib/bulkmail python3 -m "
+        f"printf %s {shlex.quote(message)} | "
         f"bulkmail submit --lane bulk --from news@example.test {argv}"
     )
     assert run.rc == 0, run.stdout + run.stderr
