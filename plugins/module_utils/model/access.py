@@ -39,9 +39,16 @@ def parse_trusted_networks(
     /16 only when also listed in `bulkmail_trusted_networks_allow_wide`."""
     if raw is None:
         return ()
-    wide = set()
+    wide: dict[str, str] = {}
     for index, item in enumerate(str_list(allow_wide or [], wide_path)):
-        wide.add(single_line(item, f"{wide_path}[{index}]", "a network such as 10.0.0.0/8"))
+        where = f"{wide_path}[{index}]"
+        text = single_line(item, where, "a network such as 10.0.0.0/8")
+        try:
+            wide[str(ipaddress.ip_network(text))] = where
+        except ValueError:
+            raise ModelError(
+                where, f"{text!r} is not a network in CIDR form such as 10.0.0.0/8"
+            ) from None
     networks: list[str] = []
     errors: list[ModelError] = []
     for index, entry in enumerate(str_list(raw, path)):
@@ -80,6 +87,11 @@ def parse_trusted_networks(
             networks.append(str(network))
         except ModelError as error:
             errors.append(error)
+    for network, where in wide.items():
+        if network not in networks:
+            errors.append(
+                ModelError(where, f"{network} is not in {path}; list it there, or remove it here")
+            )
     raise_collected(errors)
     return tuple(networks)
 
