@@ -6,17 +6,20 @@ import copy
 from typing import Any
 
 import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.model import model_summary
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     Dmarc,
+    parse_dmarc,
+    parse_ip_pools,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import (
     ModelError,
     ModelErrors,
-    model_summary,
-    parse_dmarc,
-    parse_domains,
-    parse_ip_pools,
-    validate_domain_name,
-    validate_model,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.fields import (
+    validate_domain_name,
+)
+from model_inventory import VOLUME, build_model, inventory, problem
 
 GOOD_DOMAINS: list[dict[str, Any]] = [
     {
@@ -34,6 +37,7 @@ GOOD_DOMAINS: list[dict[str, Any]] = [
     },
     {"name": "shop.example.org", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"}},
 ]
+POOLS = {"bulk": ["198.51.100.11", "198.51.100.10"]}
 SMTP = [
     {"inventory_hostname": "smtp1", "bulkmail_hostname": "mta1.example.com",
      "bulkmail_public_ipv4": "198.51.100.10", "bulkmail_internal_ipv4": "10.25.0.10"},
@@ -44,6 +48,15 @@ DNS = [
     {"inventory_hostname": "dns1", "bulkmail_hostname": "ns1.example.com",
      "bulkmail_public_ipv4": "198.51.100.53"},
 ]  # fmt: skip
+
+
+def variables(domains: Any = None, pools: Any = None, *, volume: Any = None) -> dict[str, Any]:
+    """The model's variables: GOOD_DOMAINS and POOLS unless given, and a volume profile."""
+    return {
+        "bulkmail_domains": GOOD_DOMAINS if domains is None else domains,
+        "bulkmail_ip_pools": POOLS if pools is None else pools,
+        "bulkmail_volume": VOLUME if volume is None else volume,
+    }
 
 
 def domains_with(index: int, **changes: Any) -> list[dict[str, Any]]:
@@ -57,22 +70,22 @@ def domains_with(index: int, **changes: Any) -> list[dict[str, Any]]:
 
 
 def dmarc_error(**dmarc: Any) -> str:
-    with pytest.raises(ModelError) as caught:
-        parse_domains(domains_with(1, dmarc=dmarc))
-    return str(caught.value)
+    return problem(inventory(variables(domains_with(1, dmarc=dmarc))))
 
 
 def domain_error(index: int = 1, **changes: Any) -> str:
-    with pytest.raises(ModelError) as caught:
-        parse_domains(domains_with(index, **changes))
-    return str(caught.value)
+    return problem(inventory(variables(domains_with(index, **changes))))
+
+
+def pools_error(pools: Any) -> str:
+    return problem(inventory(variables(pools=pools)))
 
 
 # --- good input ----------------------------------------------------------------------------
 
 
 def test_parses_a_complete_domain_with_defaults_filled_in() -> None:
-    first, second = parse_domains(GOOD_DOMAINS)
+    first, second = build_model(variables()).domains
     assert first.name == "example.com"
     assert first.dkim_selectors == ("s2026b", "s2026a")
     assert first.signing_selector == "s2026b"
@@ -91,18 +104,16 @@ def test_parses_a_complete_domain_with_defaults_filled_in() -> None:
 
 
 def test_a_single_selector_or_include_may_be_written_as_a_string() -> None:
-    (domain,) = parse_domains(
+    (domain,) = build_model(variables(
         [{"name": "a.example", "dkim_selectors": "s1", "dmarc": {"policy": "none"},
           "spf_include": "relay.example.net"}]
-    )  # fmt: skip
+    )).domains  # fmt: skip
     assert domain.dkim_selectors == ("s1",)
     assert domain.spf_include == ("relay.example.net",)
 
 
 def test_the_whole_model_validates_and_summarises() -> None:
-    model = validate_model(
-        GOOD_DOMAINS, {"bulk": ["198.51.100.11", "198.51.100.10"]}, SMTP, DNS, SMTP + DNS
-    )
+    model = build_model(variables(), smtp=SMTP, dns=DNS)
     summary = model_summary(model)
     assert summary["pool_addresses"] == ["198.51.100.10", "198.51.100.11"]
     assert summary["smtp_hosts"] == ["smtp1", "smtp2"]
@@ -150,9 +161,7 @@ def test_names_longer_than_253_characters_are_refused() -> None:
 
 def test_duplicate_domains_are_refused() -> None:
     domains = [*GOOD_DOMAINS, copy.deepcopy(GOOD_DOMAINS[0])]
-    with pytest.raises(ModelError) as caught:
-        parse_domains(domains)
-    assert str(caught.value) == (
+    assert problem(inventory(variables(domains))) == (
         "bulkmail_domains[2].name: 'example.com' is already listed at bulkmail_domains[0]; "
         "list each domain once"
     )
@@ -160,7 +169,7 @@ def test_duplicate_domains_are_refused() -> None:
 
 def test_an_unknown_key_names_the_known_ones() -> None:
     assert domain_error(dkim_selector=["s1"]) == (
-        "bulkmail_domains[1]: unknown key 'dkim_selector'; known keys are name, "
+        "bulkmail_domains[1]: unknown key(s) dkim_selector; known keys are name, "
         "dkim_selectors, dmarc, return_path_domain, spf_include, relays, mta_sts, tls_rpt "
         "(docs/model.md)"
     )
@@ -168,8 +177,9 @@ def test_an_unknown_key_names_the_known_ones() -> None:
 
 @pytest.mark.parametrize("raw", [None, [], "example.com", {"name": "example.com"}])
 def test_bulkmail_domains_must_be_a_non_empty_list(raw: Any) -> None:
-    with pytest.raises(ModelError, match=r"^bulkmail_domains: "):
-        parse_domains(raw)
+    assert problem(inventory({**variables(), "bulkmail_domains": raw})).startswith(
+        "bulkmail_domains: "
+    )
 
 
 # --- selectors -----------------------------------------------------------------------------
@@ -195,9 +205,12 @@ def test_a_repeated_selector_is_refused() -> None:
 
 
 def test_numeric_and_dotted_selectors_are_valid() -> None:
-    (domain,) = parse_domains(
-        [{"name": "a.example", "dkim_selectors": ["2026", "eu.s1"], "dmarc": {"policy": "none"}}]
-    )
+    (domain,) = build_model(
+        variables(
+            [{"name": "a.example", "dkim_selectors": ["2026", "eu.s1"],
+              "dmarc": {"policy": "none"}}]
+        )
+    ).domains  # fmt: skip
     assert domain.dkim_selectors == ("2026", "eu.s1")
 
 
@@ -276,7 +289,7 @@ def test_alignment_modes_are_r_or_s() -> None:
 
 def test_an_unknown_dmarc_tag_is_refused() -> None:
     assert dmarc_error(policy="none", sp="reject") == (
-        "bulkmail_domains[1].dmarc: unknown key 'sp'; known keys are policy, pct, rua, ruf, "
+        "bulkmail_domains[1].dmarc: unknown key(s) sp; known keys are policy, pct, rua, ruf, "
         "adkim, aspf (docs/model.md)"
     )
 
@@ -299,9 +312,7 @@ def test_a_return_path_outside_the_domain_is_refused() -> None:
 def test_a_return_path_subdomain_with_strict_spf_alignment_is_refused() -> None:
     domains = domains_with(0)
     domains[0]["dmarc"]["aspf"] = "s"
-    with pytest.raises(ModelError) as caught:
-        parse_domains(domains)
-    assert str(caught.value) == (
+    assert problem(inventory(variables(domains))) == (
         "bulkmail_domains[0].return_path_domain: 'bounce.example.com' does not align with "
         "'example.com' under strict SPF alignment (dmarc.aspf: s); set dmarc.aspf to r or "
         "return_path_domain to 'example.com'"
@@ -332,42 +343,37 @@ def test_pools_parse_to_canonical_addresses() -> None:
 
 
 def test_an_empty_pool_is_refused() -> None:
-    with pytest.raises(ModelError) as caught:
-        parse_ip_pools({"transactional": ["198.51.100.10"], "bulk": []})
-    assert str(caught.value) == (
+    assert pools_error({"transactional": ["198.51.100.10"], "bulk": []}) == (
         "bulkmail_ip_pools.bulk: is empty; list at least one address or remove the pool"
     )
 
 
 @pytest.mark.parametrize("address", ["198.51.100.300", "2001:db8::1", "198.51.100.0/24", 7])
 def test_an_invalid_pool_address_is_refused(address: Any) -> None:
-    with pytest.raises(ModelError) as caught:
-        parse_ip_pools({"bulk": ["198.51.100.10", address]})
-    assert str(caught.value).startswith("bulkmail_ip_pools.bulk[1]: ")
-    assert str(caught.value).endswith("is not a valid IPv4 address (write e.g. '198.51.100.10')")
+    message = pools_error({"bulk": ["198.51.100.10", address]})
+    assert message.startswith("bulkmail_ip_pools.bulk[1]: ")
+    assert message.endswith("is not a valid IPv4 address (write e.g. '198.51.100.10')")
 
 
 def test_a_repeated_pool_address_is_refused() -> None:
-    with pytest.raises(ModelError) as caught:
-        parse_ip_pools({"bulk": ["198.51.100.10", "198.51.100.10"]})
-    assert (
-        str(caught.value) == "bulkmail_ip_pools.bulk[1]: 198.51.100.10 is listed twice in this pool"
+    assert pools_error({"bulk": ["198.51.100.10", "198.51.100.10"]}) == (
+        "bulkmail_ip_pools.bulk[1]: 198.51.100.10 is listed twice in this pool"
     )
 
 
 @pytest.mark.parametrize("raw", [None, {}, ["198.51.100.10"]])
 def test_pools_must_be_a_non_empty_mapping(raw: Any) -> None:
-    with pytest.raises(ModelError, match=r"^bulkmail_ip_pools: "):
-        parse_ip_pools(raw)
+    assert problem(inventory({**variables(), "bulkmail_ip_pools": raw})).startswith(
+        "bulkmail_ip_pools: "
+    )
 
 
 # --- hosts and cross-checks ----------------------------------------------------------------
 
 
 def test_a_pool_address_no_smtp_host_owns_is_refused() -> None:
-    with pytest.raises(ModelError) as caught:
-        validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.12"]}, SMTP, DNS)
-    assert str(caught.value) == (
+    inputs = inventory(variables(pools={"bulk": ["198.51.100.12"]}), smtp=SMTP, dns=DNS)
+    assert problem(inputs) == (
         "bulkmail_ip_pools.bulk[0]: 198.51.100.12 is not an address (bulkmail_public_ipv4 or "
         "bulkmail_extra_ipv4) of any smtp host (smtp1: 198.51.100.10; smtp2: 198.51.100.11); add "
         "it to the host that owns it or remove it from the pool"
@@ -376,9 +382,8 @@ def test_a_pool_address_no_smtp_host_owns_is_refused() -> None:
 
 def test_an_smtp_host_without_a_hostname_is_refused() -> None:
     smtp = [{"inventory_hostname": "smtp9", "bulkmail_public_ipv4": "198.51.100.10"}]
-    with pytest.raises(ModelError) as caught:
-        validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.10"]}, smtp, DNS)
-    assert str(caught.value) == (
+    inputs = inventory(variables(pools={"bulk": ["198.51.100.10"]}), smtp=smtp, dns=DNS)
+    assert problem(inputs) == (
         "hostvars['smtp9'].bulkmail_hostname: missing; every smtp host needs its FQDN and "
         "public address (MX, PTR, SPF, HELO)"
     )
@@ -386,9 +391,9 @@ def test_an_smtp_host_without_a_hostname_is_refused() -> None:
 
 def test_a_bad_host_address_is_named() -> None:
     smtp = [dict(SMTP[0], bulkmail_internal_ipv4="10.25.0.300")]
-    with pytest.raises(ModelError) as caught:
-        validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.10"]}, smtp, DNS)
-    assert str(caught.value) == (
+    inputs = inventory(variables(pools={"bulk": ["198.51.100.10"]}), smtp=smtp, dns=DNS)
+    # Once, though the host is read as an smtp host and as a host of the inventory.
+    assert problem(inputs) == (
         "hostvars['smtp1'].bulkmail_internal_ipv4: '10.25.0.300' is not a valid IPv4 address "
         "(write e.g. '198.51.100.10')"
     )
@@ -396,9 +401,7 @@ def test_a_bad_host_address_is_named() -> None:
 
 def test_two_hosts_with_one_hostname_are_refused() -> None:
     db = [{"inventory_hostname": "db1", "bulkmail_hostname": "mta1.example.com"}]
-    with pytest.raises(ModelError) as caught:
-        validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.10"]}, SMTP, DNS, SMTP + DNS + db)
-    assert str(caught.value) == (
+    assert problem(inventory(variables(), smtp=SMTP, dns=DNS, db=db)) == (
         "hostvars['db1'].bulkmail_hostname: 'mta1.example.com' is also the hostname of smtp1; "
         "give each host its own FQDN"
     )
@@ -406,15 +409,15 @@ def test_two_hosts_with_one_hostname_are_refused() -> None:
 
 def test_two_smtp_hosts_with_one_address_are_refused() -> None:
     smtp = [SMTP[0], dict(SMTP[1], bulkmail_public_ipv4="198.51.100.10")]
-    with pytest.raises(ModelError, match=r"^hostvars\['smtp2'\].bulkmail_public_ipv4: "):
-        validate_model(GOOD_DOMAINS, {"bulk": ["198.51.100.10"]}, smtp, DNS)
+    inputs = inventory(variables(pools={"bulk": ["198.51.100.10"]}), smtp=smtp, dns=DNS)
+    assert problem(inputs).startswith("hostvars['smtp2'].bulkmail_public_ipv4: ")
 
 
 def test_every_problem_is_reported_at_once() -> None:
     domains = domains_with(1, dmarc={"policy": "block"})
     domains[0]["name"] = "Example.com"
     with pytest.raises(ModelErrors) as caught:
-        validate_model(domains, {"bulk": []})
+        build_model(variables(domains, {"bulk": []}))
     assert str(caught.value) == (
         "3 problems in the inventory model:\n"
         "- bulkmail_domains[0].name: 'Example.com' must be written in lower case: "
@@ -457,7 +460,7 @@ def test_model_errors_are_value_errors() -> None:
         (
             "mta_sts",
             {"mode": "testing", "maxage": 1},
-            "bulkmail_domains[1].mta_sts: unknown key 'maxage'; known keys are mode, max_age "
+            "bulkmail_domains[1].mta_sts: unknown key(s) maxage; known keys are mode, max_age "
             "(docs/model.md)",
         ),
         (
@@ -488,6 +491,6 @@ def test_mta_sts_and_tls_rpt_parsed() -> None:
     raw = copy.deepcopy(GOOD_DOMAINS[0])
     raw["mta_sts"] = {"mode": "enforce", "max_age": "86400"}
     raw["tls_rpt"] = {"rua": ["mailto:tls@example.com", "https://reports.example.com/tls"]}
-    (domain,) = parse_domains([raw])
+    (domain,) = build_model(variables([raw])).domains
     assert (domain.mta_sts.mode, domain.mta_sts.max_age) == ("enforce", 86400)
     assert domain.tls_rpt.rua == ("mailto:tls@example.com", "https://reports.example.com/tls")
