@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
+from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
     ModelError,
     ModelErrors,
+    parse_model,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import (
     merge_services,
@@ -18,49 +19,77 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config impo
     settings_from_data,
     smtp_host,
 )
+from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.plan import plan
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.tuning import (
-    parse_providers,
-    parse_relays,
-    parse_volume,
+    Tuning,
     postfix_tuning,
     transport_for_mx,
 )
+from model_inventory import inventory, problem
 
 POOLS = {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11"]}
 VOLUME = {"messages_per_day": 1000000, "peak_per_hour": 200000}
 SES = {"host": "email-smtp.eu-west-1.amazonaws.com", "username": "AKIA", "password": "s3cret"}
+DOMAINS = [{"name": "example.com", "dkim_selectors": ["s1"], "dmarc": {"policy": "none"}}]
+SMTP = [
+    {"inventory_hostname": "smtp1", "bulkmail_hostname": "mta1.example.com",
+     "bulkmail_public_ipv4": "198.51.100.10", "bulkmail_extra_ipv4": ["198.51.100.11"]},
+]  # fmt: skip
 
 
-def settings(tuning: dict[str, Any]) -> dict[str, str]:
-    return {s["name"]: s["value"] for s in tuning["main_cf"]}
+def variables(**changes: Any) -> dict[str, Any]:
+    """DOMAINS, POOLS and VOLUME, with `changes` (bulkmail_* name -> value)."""
+    return {
+        "bulkmail_domains": DOMAINS,
+        "bulkmail_ip_pools": POOLS,
+        "bulkmail_volume": VOLUME,
+        **changes,
+    }
+
+
+def smtp_inventory(**changes: Any) -> dict[str, Any]:
+    """One primary smtp host (smtp1) with the variables and `changes`."""
+    return inventory(variables(**changes), smtp=SMTP)
+
+
+def tuning(*, primaries: int = 1, provider_map: str | None = None, **changes: Any) -> Tuning:
+    model = parse_model(smtp_inventory(**changes))
+    return postfix_tuning(model, primaries=primaries, provider_map=provider_map)
+
+
+def settings(data: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["value"] for s in data["main_cf"]}
 
 
 def test_limits_follow_the_peak_shared_by_the_primaries() -> None:
-    one = settings(postfix_tuning(VOLUME, ip_pools=POOLS).as_dict())
+    one = settings(tuning().as_dict())
     # 200000/h = 55.6 msg/s; x 2 s x 2 = 223 agents; 10 minutes of peak in memory.
     assert one["default_process_limit"] == "223"
     assert one["qmgr_message_active_limit"] == "33334"
     assert one["qmgr_message_recipient_limit"] == "33334"
-    four = settings(postfix_tuning(VOLUME, ip_pools=POOLS, primaries=4).as_dict())
+    four = settings(tuning(primaries=4).as_dict())
     assert four["default_process_limit"] == "100"  # Postfix's default stays the floor
     assert four["qmgr_message_active_limit"] == "20000"
 
 
 def test_sizes_and_lifetimes() -> None:
     volume = {**VOLUME, "max_message_size_kb": 10240, "queue_lifetime_hours": 48}
-    got = settings(postfix_tuning(volume, ip_pools=POOLS).as_dict())
-    assert got["message_size_limit"] == str(10240 * 1024)
+    got = settings(tuning(bulkmail_volume=volume).as_dict())
+    # One writer of message_size_limit: the base main.cf, from the volume profile.
+    assert "message_size_limit" not in got
+    (instance,) = plan(parse_model(smtp_inventory(bulkmail_volume=volume)), "smtp1").instances
+    assert settings(instance)["message_size_limit"] == str(10240 * 1024)
     assert got["queue_minfree"] == str(200000 * 50 * 1024)  # an hour of peak at 50 KB
     assert got["maximal_queue_lifetime"] == "48h"
     assert got["bounce_queue_lifetime"] == "24h"
 
 
 def test_every_setting_and_service_has_a_one_line_reason() -> None:
-    tuning = postfix_tuning(VOLUME, ip_pools=POOLS, provider_map="socketmap:inet:x:1:t")
-    reasons = [s.reason for s in tuning.main_cf] + [s.reason for s in tuning.master_cf]
-    reasons += [o.reason for s in tuning.master_cf for o in s.options]
+    derived = tuning(provider_map="socketmap:inet:x:1:t")
+    reasons = [s.reason for s in derived.main_cf] + [s.reason for s in derived.master_cf]
+    reasons += [o.reason for s in derived.master_cf for o in s.options]
     assert all(r and "\n" not in r for r in reasons)
-    reason = {s.name: s.reason for s in tuning.main_cf}["default_process_limit"]
+    reason = {s.name: s.reason for s in derived.main_cf}["default_process_limit"]
     assert reason == (
         "peak 200000/h over 1 primary = 55.6 msg/s; x 2 s per delivery x 2 headroom "
         "= 223 agents (floor: Postfix's 100)"
@@ -68,8 +97,8 @@ def test_every_setting_and_service_has_a_one_line_reason() -> None:
 
 
 def test_provider_transports_start_from_kumomta_values() -> None:
-    tuning = postfix_tuning(VOLUME, ip_pools=POOLS).as_dict()
-    got = settings(tuning)
+    derived = tuning().as_dict()
+    got = settings(derived)
     assert got["google_destination_concurrency_limit"] == "5"
     assert got["google_destination_concurrency_failed_cohort_limit"] == "5"
     assert got["microsoft_destination_concurrency_limit"] == "5"
@@ -78,7 +107,7 @@ def test_provider_transports_start_from_kumomta_values() -> None:
     assert got["smtp_destination_concurrency_limit"] == "10"
     assert got["smtp_connection_reuse_count_limit"] == "100"
     assert "transport_maps" not in got
-    services = {s["service"]: s for s in tuning["master_cf"]}
+    services = {s["service"]: s for s in derived["master_cf"]}
     assert sorted(services) == ["apple", "google", "microsoft", "yahoo"]
     reuse = {
         name: {o["name"]: o["value"] for o in s["options"]}["smtp_connection_reuse_count_limit"]
@@ -91,17 +120,17 @@ def test_provider_transports_start_from_kumomta_values() -> None:
 
 def test_provider_map_becomes_transport_maps() -> None:
     table = "socketmap:inet:127.0.0.1:10028:transport"
-    got = settings(postfix_tuning(VOLUME, ip_pools=POOLS, provider_map=table).as_dict())
+    got = settings(tuning(provider_map=table).as_dict())
     assert got["transport_maps"] == table
 
 
 def test_layers_merge_into_a_valid_postfix_configuration() -> None:
-    host = smtp_host({"hostname": "mta1.example.com", "public_ipv4": "198.51.100.10",
-                      "ip_pools": POOLS, "trusted_networks": ["10.0.1.0/24"]})  # fmt: skip
-    tuning = postfix_tuning(VOLUME, ip_pools=POOLS).as_dict()
-    main = merge_settings(postfix_main_cf(host), settings_from_data(tuning["main_cf"], "t"))
+    model = parse_model(smtp_inventory(bulkmail_trusted_networks=["10.0.1.0/24"]))
+    host = smtp_host(model, "smtp1", size_limit=26214400)
+    derived = postfix_tuning(model, primaries=1).as_dict()
+    main = merge_settings(postfix_main_cf(host), settings_from_data(derived["main_cf"], "t"))
     master = merge_services(
-        postfix_master_services(host), services_from_data(tuning["master_cf"], "t")
+        postfix_master_services(host), services_from_data(derived["master_cf"], "t")
     )
     assert {s.name: s.value for s in main}["message_size_limit"] == "26214400"
     assert ("google", "unix") in {s.key for s in master}
@@ -109,13 +138,13 @@ def test_layers_merge_into_a_valid_postfix_configuration() -> None:
 
 
 def test_inventory_adds_mx_suffixes_and_overrides_numbers() -> None:
-    providers = parse_providers(
+    model = parse_model(smtp_inventory(bulkmail_providers=
         {"google": {"extra_mx_suffixes": [".google.test"], "concurrency": 3},
          "yahoo": {"extra_mx_suffixes": [".yahoodns.test"]},
          "zoho": {"extra_mx_suffixes": [".zoho.eu"], "concurrency": 4,
                   "deliveries_per_connection": 10}}
-    )  # fmt: skip
-    table = {p.name: p for p in providers}
+    ))  # fmt: skip
+    table = {p.name: p for p in model.providers}
     assert table["google"].mx_suffixes == (".google.com", ".googlemail.com", ".google.test")
     assert table["google"].concurrency == 3
     assert table["google"].deliveries_per_connection == 50  # kept
@@ -136,8 +165,8 @@ def test_inventory_adds_mx_suffixes_and_overrides_numbers() -> None:
     ],
 )
 def test_transport_for_mx(mx: str, expected: str | None) -> None:
-    suffixes = postfix_tuning(
-        VOLUME, ip_pools=POOLS, providers={"google": {"extra_mx_suffixes": [".google.test"]}}
+    suffixes = tuning(
+        bulkmail_providers={"google": {"extra_mx_suffixes": [".google.test"]}}
     ).as_dict()["provider_suffixes"]
     assert transport_for_mx(mx, suffixes) == expected
 
@@ -172,42 +201,42 @@ def test_longest_suffix_wins() -> None:
          "the average message must fit the limit"),
         ({"messages_per_day": 100, "peak_per_hour": 10, "per_second": 1},
          "bulkmail_volume: unknown key(s) per_second; known keys are messages_per_day, "
-         "peak_per_hour, message_size_kb, max_message_size_kb, queue_lifetime_hours"),
-        (None, "bulkmail_volume: None (NoneType) is not a mapping; give at least "
-               "messages_per_day and peak_per_hour"),
+         "peak_per_hour, message_size_kb, max_message_size_kb, queue_lifetime_hours "
+         "(docs/model.md)"),
+        # Without a volume an smtp host cannot be sized (a model without one may have none).
+        (None, "bulkmail_volume: missing; give at least messages_per_day and peak_per_hour: "
+               "the tuning model sizes Postfix from it"),
+        ("many", "bulkmail_volume: 'many' is not a mapping; give at least messages_per_day "
+                 "and peak_per_hour"),
     ],
 )  # fmt: skip
 def test_bad_volume_profiles_name_the_field(volume: Any, message: str) -> None:
-    with pytest.raises(ModelError) as error:
-        parse_volume(volume)
-    assert str(error.value) == message
+    assert problem(smtp_inventory(bulkmail_volume=volume)) == message
 
 
 @pytest.mark.parametrize(
     ("relays", "message"),
     [
         ({"ses": {"host": "email-smtp.eu-west-1.amazonaws.com", "username": "AKIA"}},
-         'bulkmail_relays.ses.password: missing; a relay needs SASL credentials: keep them in '
-         'vault, e.g. password: "{{ vault_relay_ses_password }}"'),
+         'bulkmail_relays.ses.password: missing or empty; a relay needs SASL credentials: keep '
+         'them in vault, e.g. password: "{{ vault_relay_ses_password }}"'),
         ({"ses": {**SES, "username": " "}},
-         'bulkmail_relays.ses.username: missing; a relay needs SASL credentials: keep them in '
-         'vault, e.g. username: "{{ vault_relay_ses_username }}"'),
+         'bulkmail_relays.ses.username: missing or empty; a relay needs SASL credentials: keep '
+         'them in vault, e.g. username: "{{ vault_relay_ses_username }}"'),
         ({"ses": {**SES, "port": 70000}},
          "bulkmail_relays.ses.port: 70000 is not a TCP port (1-65535)"),
         ({"ses": {**SES, "user": "x"}},
          "bulkmail_relays.ses: unknown key(s) user; known keys are host, port, username, "
-         "password"),
+         "password (docs/model.md)"),
         ({"SES": SES}, "bulkmail_relays: relay name 'SES' must be lower-case letters and digits"),
     ],
 )  # fmt: skip
 def test_bad_relays_name_the_field(relays: Any, message: str) -> None:
-    with pytest.raises(ModelError) as error:
-        parse_relays(relays)
-    assert str(error.value) == message
+    assert problem(smtp_inventory(bulkmail_relays=relays)) == message
 
 
 def test_relay_defaults_to_submission_port() -> None:
-    (relay,) = parse_relays({"ses": SES})
+    (relay,) = parse_model(smtp_inventory(bulkmail_relays={"ses": SES})).relays
     assert (relay.host, relay.port, relay.username) == (SES["host"], 587, "AKIA")
 
 
@@ -233,28 +262,28 @@ def test_relay_defaults_to_submission_port() -> None:
     ],
 )  # fmt: skip
 def test_bad_providers_name_the_field(providers: Any, message: str) -> None:
-    with pytest.raises(ModelError) as error:
-        parse_providers(providers)
-    assert str(error.value) == message
+    assert problem(smtp_inventory(bulkmail_providers=providers)) == message
 
 
 def test_every_problem_is_reported_at_once() -> None:
+    inputs = smtp_inventory(
+        bulkmail_volume={"messages_per_day": -5, "peak_per_hour": 10},
+        bulkmail_ip_pools={"bulk": []},
+        bulkmail_relays={"ses": {"host": "email-smtp.eu-west-1.amazonaws.com"}},
+    )
     with pytest.raises(ModelErrors) as error:
-        postfix_tuning(
-            {"messages_per_day": -5, "peak_per_hour": 10},
-            ip_pools={"bulk": []},
-            relays={"ses": {"host": "email-smtp.eu-west-1.amazonaws.com"}},
-        )
+        parse_model(inputs)
+    # In the inventory's order: pools, then volume, then relays.
     assert str(error.value) == (
         "3 problems in the inventory model:\n"
-        "- bulkmail_volume.messages_per_day: -5 is negative; give a number >= 1\n"
         "- bulkmail_ip_pools.bulk: is empty; list at least one address or remove the pool\n"
-        "- bulkmail_relays.ses.username: missing; a relay needs SASL credentials: keep them in "
-        'vault, e.g. username: "{{ vault_relay_ses_username }}"'
+        "- bulkmail_volume.messages_per_day: -5 is negative; give a number >= 1\n"
+        "- bulkmail_relays.ses.username: missing or empty; a relay needs SASL credentials: keep "
+        'them in vault, e.g. username: "{{ vault_relay_ses_username }}"'
     )
 
 
 def test_primaries_must_be_positive() -> None:
     with pytest.raises(ModelError) as error:
-        postfix_tuning(VOLUME, ip_pools=POOLS, primaries=0)
+        tuning(primaries=0)
     assert str(error.value) == "groups['smtp']: no primary smtp host shares the volume"
