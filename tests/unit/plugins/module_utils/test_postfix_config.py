@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.model import ModelError, parse_model
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config import (
     MasterService,
     PostfixConfigError,
@@ -22,13 +24,8 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.config impo
     smtp_host,
     with_option,
 )
+from model_inventory import VOLUME, inventory, problem, problems
 
-HOST: dict[str, Any] = {
-    "hostname": "mta1.example.com",
-    "public_ipv4": "198.51.100.11",
-    "ip_pools": {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11"]},
-    "trusted_networks": ["10.25.0.96/27", "192.0.2.0/24"],
-}
 DOMAINS: list[dict[str, Any]] = [
     {
         "name": "example.com",
@@ -38,11 +35,36 @@ DOMAINS: list[dict[str, Any]] = [
     },
     {"name": "shop.example.org", "dkim_selectors": ["s1"], "dmarc": {"policy": "reject"}},
 ]
+VARIABLES: dict[str, Any] = {
+    "bulkmail_domains": DOMAINS,
+    "bulkmail_ip_pools": {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11"]},
+    "bulkmail_trusted_networks": ["10.25.0.96/27", "192.0.2.0/24"],
+    "bulkmail_volume": VOLUME,
+}
+# The host under test sends from the bulk pool; smtp2 owns the transactional address.
+SMTP1 = {"inventory_hostname": "smtp1", "bulkmail_hostname": "mta1.example.com",
+         "bulkmail_public_ipv4": "198.51.100.11"}  # fmt: skip
+SMTP2 = {"inventory_hostname": "smtp2", "bulkmail_hostname": "mta2.example.com",
+         "bulkmail_public_ipv4": "198.51.100.10"}  # fmt: skip
+SIZE_LIMIT = 26214400
 
 
-def main_cf(**changes: Any) -> dict[str, str]:
-    """main.cf of HOST (with changes) as name -> value."""
-    return {s.name: s.value for s in postfix_main_cf(smtp_host({**HOST, **changes}))}
+def config_inventory(smtp1: Mapping[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """smtp1 (with `smtp1`'s changes to its variables) and smtp2, VARIABLES with `changes`."""
+    return inventory({**VARIABLES, **changes}, smtp=[{**SMTP1, **(smtp1 or {})}, SMTP2])
+
+
+def host(
+    options: Mapping[str, Any] | None = None, *, size_limit: int = SIZE_LIMIT, **changes: Any
+) -> SmtpHost:
+    """smtp1's SmtpHost with the postfix role's `options`; `changes` to the inventory."""
+    return smtp_host(parse_model(config_inventory(**changes)), "smtp1", options,
+                     size_limit=size_limit)  # fmt: skip
+
+
+def main_cf(options: Mapping[str, Any] | None = None, **changes: Any) -> dict[str, str]:
+    """main.cf of smtp1 (with options and inventory changes) as name -> value."""
+    return {s.name: s.value for s in postfix_main_cf(host(options, **changes))}
 
 
 def restrictions(value: str) -> list[str]:
@@ -50,7 +72,7 @@ def restrictions(value: str) -> list[str]:
 
 
 def submission() -> MasterService:
-    services = postfix_master_services(smtp_host(HOST))
+    services = postfix_master_services(host())
     return next(s for s in services if s.key == ("submission", "inet"))
 
 
@@ -67,7 +89,8 @@ def test_mynetworks_is_loopback_plus_trusted_networks() -> None:
 
 
 def test_no_trusted_networks_means_loopback_only() -> None:
-    assert mynetworks(smtp_host({**HOST, "trusted_networks": []})) == ["127.0.0.0/8"]
+    assert mynetworks(host(bulkmail_trusted_networks=[])) == ["127.0.0.0/8"]
+    assert mynetworks(host(bulkmail_trusted_networks=None)) == ["127.0.0.0/8"]
 
 
 def test_mydestination_is_local_only_never_a_sending_domain() -> None:
@@ -90,9 +113,9 @@ def test_port_25_offers_no_authentication() -> None:
     ],
 )
 def test_bad_trusted_network_is_refused_with_the_fix(network: str, hint: str) -> None:
-    with pytest.raises(PostfixConfigError, match="trusted_networks") as error:
-        smtp_host({**HOST, "trusted_networks": [network]})
-    assert hint in str(error.value)
+    message = problem(config_inventory(bulkmail_trusted_networks=[network]))
+    assert message.startswith("bulkmail_trusted_networks[0]: ")
+    assert hint in message
 
 
 # --- submission ----------------------------------------------------------------------------
@@ -131,8 +154,14 @@ def test_sasl_goes_to_dovecot_inside_the_chroot() -> None:
 
 
 def test_sender_logins_map_each_domain_and_its_return_path_to_its_accounts() -> None:
+    accounts = [
+        {"username": name, "password": f"pw-{index}"}
+        for index, name in enumerate(
+            ["news@example.com", "app@example.com", "app@shop.example.org"]
+        )
+    ]
     entries = postfix_sender_logins(
-        ["news@example.com", "app@example.com", "app@shop.example.org"], DOMAINS
+        parse_model(config_inventory(bulkmail_submission_accounts=accounts))
     )
     assert entries == [
         ("@example.com", "news@example.com,app@example.com"),
@@ -143,8 +172,9 @@ def test_sender_logins_map_each_domain_and_its_return_path_to_its_accounts() -> 
 
 @pytest.mark.parametrize("username", ["app", "app@other.example.net", "@example.com"])
 def test_account_outside_the_sending_domains_is_refused(username: str) -> None:
-    with pytest.raises(ModelError, match=r"bulkmail_submission_accounts\[0\]\.username"):
-        postfix_sender_logins([username], DOMAINS)
+    accounts = [{"username": username, "password": "pw-1"}]
+    message = problem(config_inventory(bulkmail_submission_accounts=accounts))
+    assert message.startswith("bulkmail_submission_accounts[0].username: ")
 
 
 # --- signing, TLS, sending address ---------------------------------------------------------
@@ -165,7 +195,7 @@ def test_outbound_tls_is_opportunistic_and_inbound_offers_starttls() -> None:
 
 
 def test_tls_certificate_is_the_operators_when_given() -> None:
-    cf = main_cf(tls_cert_file="/etc/ssl/mta.pem", tls_key_file="/etc/ssl/private/mta.key")
+    cf = main_cf({"tls_cert_file": "/etc/ssl/mta.pem", "tls_key_file": "/etc/ssl/private/mta.key"})
     assert (cf["smtpd_tls_cert_file"], cf["smtpd_tls_key_file"]) == (
         "/etc/ssl/mta.pem",
         "/etc/ssl/private/mta.key",
@@ -181,24 +211,58 @@ def test_mail_leaves_from_the_hosts_pool_address_and_nowhere_else() -> None:
 
 
 def test_host_outside_every_pool_is_refused() -> None:
+    # Its pool address is an extra one: the model parses, the public address is in no pool.
+    outside = {"bulkmail_public_ipv4": "198.51.100.99", "bulkmail_extra_ipv4": ["198.51.100.11"]}
     with pytest.raises(PostfixConfigError, match=r"198\.51\.100\.99.*no pool"):
-        postfix_main_cf(smtp_host({**HOST, "public_ipv4": "198.51.100.99"}))
+        postfix_main_cf(host(smtp1=outside))
 
 
 def test_model_errors_name_the_model_variable() -> None:
-    with pytest.raises(ModelError, match="bulkmail_public_ipv4"):
-        smtp_host({**HOST, "public_ipv4": "mta1"})
-    with pytest.raises(ModelError, match="bulkmail_hostname"):
-        smtp_host({**HOST, "hostname": ""})
-    with pytest.raises(PostfixConfigError, match="unknown field"):
-        smtp_host({**HOST, "hostnmae": "typo.example.com"})
+    # (a set: that a host's problem is reported once is test_domain_model's concern)
+    wrong_address = problems(config_inventory({"bulkmail_public_ipv4": "mta1"}))
+    assert set(wrong_address) == {
+        "hostvars['smtp1'].bulkmail_public_ipv4: 'mta1' is not a valid IPv4 address "
+        "(write e.g. '198.51.100.10')"
+    }
+    no_name = problems(config_inventory({"bulkmail_hostname": ""}))
+    assert set(no_name) == {
+        "hostvars['smtp1'].bulkmail_hostname: missing; set a domain name such as 'example.com'"
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tls_cert_fle": "/etc/ssl/mta.pem"},
+         "postfix role options: unknown key(s) tls_cert_fle; known keys are milters, "
+         "tls_cert_file, tls_key_file, sasl_path, sender_login_map (docs/model.md)"),
+        ({"milters": ["127.0.0.1:8891"]},
+         "postfix_milters[0]: '127.0.0.1:8891' must be inet:host:port or unix:/path"),
+        ({"milters": "inet:127.0.0.1:8891"},
+         "postfix_milters: 'inet:127.0.0.1:8891' is not a list of strings"),
+        ({"tls_cert_file": "mta.pem"}, "postfix_tls_cert_file: 'mta.pem' must be an absolute path"),
+        ({"tls_key_file": ""}, "postfix_tls_key_file: '' is not a non-empty string"),
+        ({"sasl_path": "private/ auth"}, "postfix_sasl_path: 'private/ auth' must not contain "
+                                         "whitespace"),
+        ({"sender_login_map": None},
+         "postfix_sender_login_map: None (NoneType) is not a non-empty string"),
+    ],
+)  # fmt: skip
+def test_role_option_errors_name_the_role_variable(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError, match="^" + re.escape(message) + "$"):
+        host(options)
+
+
+def test_an_smtp_host_must_be_a_host_of_the_inventory() -> None:
+    with pytest.raises(ModelError, match=r"^hostvars\['smtp9'\]: is not a host of the inventory"):
+        smtp_host(parse_model(config_inventory()), "smtp9", size_limit=SIZE_LIMIT)
 
 
 # --- every line explains itself ------------------------------------------------------------
 
 
 def test_every_main_cf_setting_has_a_one_line_reason_and_appears_once() -> None:
-    settings = postfix_main_cf(smtp_host(HOST))
+    settings = postfix_main_cf(host())
     names = [s.name for s in settings]
     assert len(names) == len(set(names))
     for setting in settings:
@@ -207,7 +271,7 @@ def test_every_main_cf_setting_has_a_one_line_reason_and_appears_once() -> None:
 
 
 def test_every_master_service_and_option_has_a_reason() -> None:
-    services = postfix_master_services(smtp_host(HOST))
+    services = postfix_master_services(host())
     keys = [s.key for s in services]
     assert len(keys) == len(set(keys))
     for service in services:
@@ -218,7 +282,7 @@ def test_every_master_service_and_option_has_a_reason() -> None:
 
 
 def test_master_cf_keeps_debians_daemons_without_unused_pipe_transports() -> None:
-    services = {s.key: s for s in postfix_master_services(smtp_host(HOST))}
+    services = {s.key: s for s in postfix_master_services(host())}
     for key in [("smtp", "inet"), ("smtp", "unix"), ("pickup", "unix"), ("qmgr", "unix")]:
         assert key in services
     assert ("maildrop", "unix") not in services
@@ -229,7 +293,7 @@ def test_master_cf_keeps_debians_daemons_without_unused_pipe_transports() -> Non
 
 
 def test_layer_replaces_in_place_appends_and_removes() -> None:
-    base = postfix_main_cf(smtp_host(HOST))
+    base = postfix_main_cf(host())
     layer = settings_from_data(
         [
             {"name": "message_size_limit", "value": 10240000, "reason": "smaller mail only"},
@@ -255,7 +319,7 @@ def test_layer_setting_without_reason_is_refused() -> None:
 
 
 def test_master_layer_adds_a_per_provider_transport() -> None:
-    base = postfix_master_services(smtp_host(HOST))
+    base = postfix_master_services(host())
     layer = services_from_data(
         [
             {
@@ -303,7 +367,9 @@ def test_with_option_replaces_an_option_of_the_same_name() -> None:
 
 
 def test_smtp_host_is_plain_data() -> None:
-    host = smtp_host(HOST)
-    assert isinstance(host, SmtpHost)
-    assert host.milters == ("inet:127.0.0.1:8891",)
-    assert smtp_host({**HOST, "message_size_limit": "1048576"}).message_size_limit == 1048576
+    built = host()
+    assert isinstance(built, SmtpHost)
+    assert built.milters == ("inet:127.0.0.1:8891",)
+    assert built.trusted_networks == ("10.25.0.96/27", "192.0.2.0/24")
+    assert host(size_limit=1048576).message_size_limit == 1048576
+    assert main_cf()["message_size_limit"] == str(SIZE_LIMIT)
