@@ -17,6 +17,8 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 # leaves out the controller's image: nothing runs it then).
 HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers relay1 relay2
 IMAGES  := smtp1 providers controller
+# The relays mount it: made here, by this user, before Docker would make it as root.
+LAB_SECRETS := inventories/lab/.secrets
 COLLECTION_LINK := collections/ansible_collections/bulkmail/infra
 
 .PHONY: help
@@ -59,10 +61,12 @@ images: docker ## Build the lab images (base image from debootstrap when no regi
 .PHONY: lab-hosts
 lab-hosts: IMAGES := smtp1 providers
 lab-hosts: images ## Start the lab hosts without converging them (Molecule's create)
+	@mkdir -p -m 700 $(LAB_SECRETS)
 	cd $(LAB) && $(COMPOSE) up -d $(HOSTS)
 
 .PHONY: lab
 lab: images ## Bring up the whole lab, converged by site.yml, showing its progress and summary
+	@mkdir -p -m 700 $(LAB_SECRETS)
 	@since=$$(date +%s); \
 	  (cd $(LAB) && $(COMPOSE) up -d); \
 	  docker logs --follow --since "$$since" bulkmail-controller 2>&1 || true; \
