@@ -37,6 +37,7 @@ options:
         key: changed_limit
 """
 
+import sys
 import time
 from typing import Any
 
@@ -90,6 +91,7 @@ class CallbackModule(CallbackBase):
         self._width = max(self._width, len(host))
         elapsed = time.monotonic() - self._started
         self._display.display(f"[{elapsed:4.0f}s] {host:<{self._width}}  {text}", color=color)
+        sys.stdout.flush()  # Display does not flush: behind a pipe (docker logs) lines would wait
 
     @staticmethod
     def _task_name(task: Any) -> str:
@@ -182,13 +184,15 @@ class CallbackModule(CallbackBase):
             failed = summary["failures"] or summary["unreachable"]
             color = C.COLOR_ERROR if failed else C.COLOR_CHANGED if summary["changed"] else None
             self._display.display(f"{host:<{self._width}} : {counts}", color=color)
-        limit = int(self.get_option("changed_limit"))
+        self._list_changed(int(self.get_option("changed_limit")))
+        sys.stdout.flush()
+
+    def _list_changed(self, limit: int) -> None:
         if not self._changed:
             return
         if len(self._changed) > limit:
-            self._display.display(
-                f"{len(self._changed)} changed (listed up to changed_limit={limit})"
-            )
+            count = len(self._changed)
+            self._display.display(f"{count} changed (listed up to changed_limit={limit})")
             return
         self._display.display("\nChanged:")
         for task, host in self._changed:
