@@ -104,11 +104,12 @@ bench-isolation: lab ## Transactional latency beside a saturating bulk campaign,
 # --- tests -------------------------------------------------------------------
 
 .PHONY: lint
-lint: venv collection-link ## ruff, yamllint, ansible-lint (production profile)
+lint: venv collection-link ## ruff, yamllint, ansible-lint (production profile), role READMEs against argument_specs
 	ruff check .
 	ruff format --check .
 	yamllint -s .
 	ansible-lint --profile production
+	python3 tests/lint/check_role_readmes.py
 	@$(MAKE) --no-print-directory collection-check
 
 # What a user of the built collection gets: build, install into a temp dir, and run the
