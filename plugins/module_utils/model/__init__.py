@@ -148,6 +148,24 @@ def _cross_checks(model: Model) -> list[ModelError]:
                 lane_address(host, lane, model.ip_pools)
             except ModelError as error:
                 errors.append(error)
+    if model.smtp_hosts and not model.primaries:
+        errors.append(
+            ModelError(
+                "groups['smtp']",
+                "every smtp host is a graveyard (smtp_fallback): add a primary that takes "
+                "the mail, the graveyard only retries it",
+            )
+        )
+    pooled = {address for addresses in model.ip_pools.values() for address in addresses}
+    for host in model.smtp_hosts:
+        if host.public_ipv4 is not None and host.public_ipv4 not in pooled:
+            errors.append(
+                ModelError(
+                    f"hostvars[{host.inventory_name!r}].bulkmail_public_ipv4",
+                    f"{host.public_ipv4} is in no pool of bulkmail_ip_pools; add it to a pool, "
+                    "or SPF would not cover the mail this host sends",
+                )
+            )
     if model.smtp_hosts and model.volume is None:
         errors.append(
             ModelError(

@@ -50,6 +50,7 @@ def parse_trusted_networks(
                 where, f"{text!r} is not a network in CIDR form such as 10.0.0.0/8"
             ) from None
     networks: list[str] = []
+    listed: set[str] = set()
     errors: list[ModelError] = []
     for index, entry in enumerate(str_list(raw, path)):
         where = f"{path}[{index}]"
@@ -57,6 +58,7 @@ def parse_trusted_networks(
             text = single_line(entry, where, "a network such as 192.0.2.96/27")
             try:
                 network = ipaddress.ip_network(text, strict=False)
+                listed.add(str(network))
             except ValueError:
                 raise ModelError(
                     where, f"{text!r} is not a network in CIDR form such as 192.0.2.96/27"
@@ -88,7 +90,7 @@ def parse_trusted_networks(
         except ModelError as error:
             errors.append(error)
     for network, where in wide.items():
-        if network not in networks:
+        if network not in listed:
             errors.append(
                 ModelError(where, f"{network} is not in {path}; list it there, or remove it here")
             )

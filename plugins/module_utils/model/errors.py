@@ -24,10 +24,13 @@ class ModelErrors(ModelError):
 
 
 def raise_collected(errors: Sequence[ModelError]) -> None:
-    """Raise nothing, the one error, or all of them."""
+    """Raise nothing, the one error, or all of them (each message once: a host in several
+    groups is parsed for each, and its problem is one problem)."""
     flat: list[ModelError] = []
     for error in errors:
-        flat.extend(error.errors if isinstance(error, ModelErrors) else [error])
+        for one in error.errors if isinstance(error, ModelErrors) else [error]:
+            if all(str(one) != str(seen) for seen in flat):
+                flat.append(one)
     if len(flat) == 1:
         raise flat[0]
     if flat:

@@ -193,7 +193,7 @@ PLACEHOLDERS = frozenset({"change-me", "changeme", "change_me", "password", "sec
 
 def secret(value: Any, path: str, hint: str) -> str:
     """A password or key: present, no placeholder, one line without spaces. Never echoed."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise ModelError(path, f"missing or empty; {hint}")
     if not isinstance(value, str):
         raise ModelError(path, f"is a {type(value).__name__}, not a string; {hint}")

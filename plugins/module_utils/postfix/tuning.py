@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Model
+from ..model import Model, ModelError
 from ..model.domains import Domain
 from ..model.sending import MIN_QUEUE_LIFETIME_HOURS, Provider, Relay, VolumeProfile
 from .config import MasterService, Setting
@@ -244,11 +244,13 @@ def relay_routes(
 def postfix_tuning(model: Model, *, primaries: int, provider_map: str | None = None) -> Tuning:
     """Derive the tuning layers of one of `primaries` hosts from a parsed model."""
     if model.volume is None:
-        raise ValueError("postfix_tuning needs a model with bulkmail_volume (parse_model says so)")
+        raise ModelError("bulkmail_volume", "missing; the smtp tier is sized from it")
+    if primaries < 1:
+        raise ModelError("groups['smtp']", "no primary smtp host shares the volume")
     table = model.providers
     relay_settings, tables = relay_routes(model.domains, model.relays)
     main_cf = (
-        volume_settings(model.volume, max(primaries, 1))
+        volume_settings(model.volume, primaries)
         + provider_settings(table)
         + provider_map_settings(provider_map)
         + relay_settings

@@ -372,9 +372,10 @@ def test_pools_must_be_a_non_empty_mapping(raw: Any) -> None:
 
 
 def test_a_pool_address_no_smtp_host_owns_is_refused() -> None:
-    inputs = inventory(variables(pools={"bulk": ["198.51.100.12"]}), smtp=SMTP, dns=DNS)
+    pools = {"bulk": ["198.51.100.10", "198.51.100.11", "198.51.100.12"]}
+    inputs = inventory(variables(pools=pools), smtp=SMTP, dns=DNS)
     assert problem(inputs) == (
-        "bulkmail_ip_pools.bulk[0]: 198.51.100.12 is not an address (bulkmail_public_ipv4 or "
+        "bulkmail_ip_pools.bulk[2]: 198.51.100.12 is not an address (bulkmail_public_ipv4 or "
         "bulkmail_extra_ipv4) of any smtp host (smtp1: 198.51.100.10; smtp2: 198.51.100.11); add "
         "it to the host that owns it or remove it from the pool"
     )

@@ -347,13 +347,16 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_the_cross_checks_report_every_problem_at_once() -> None:
-    pools = {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11", "198.51.100.13"]}
+    pools = {
+        "transactional": ["198.51.100.10"],
+        "bulk": ["198.51.100.11", "198.51.100.12", "198.51.100.13"],
+    }
     inputs = lab_inventory(
         bulkmail_ip_pools=pools, bulkmail_domains=with_domain(2, relays=["relay3"])
     )
     found = problems(inputs)
     assert [message.partition(":")[0] for message in found] == [
-        "bulkmail_ip_pools.bulk[1]",
+        "bulkmail_ip_pools.bulk[2]",
         "bulkmail_domains[2].relays[0]",
     ]
 

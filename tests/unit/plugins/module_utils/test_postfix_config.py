@@ -211,10 +211,13 @@ def test_mail_leaves_from_the_hosts_pool_address_and_nowhere_else() -> None:
 
 
 def test_host_outside_every_pool_is_refused() -> None:
-    # Its pool address is an extra one: the model parses, the public address is in no pool.
+    # Its pool address is an extra one; the public address (HELO, PTR) is in no pool: the
+    # model refuses it before any plan, naming the host's variable.
     outside = {"bulkmail_public_ipv4": "198.51.100.99", "bulkmail_extra_ipv4": ["198.51.100.11"]}
-    with pytest.raises(PostfixConfigError, match=r"198\.51\.100\.99.*no pool"):
-        postfix_main_cf(host(smtp1=outside))
+    with pytest.raises(
+        ModelError, match=r"hostvars\['smtp1'\]\.bulkmail_public_ipv4: 198\.51\.100\.99.*no pool"
+    ):
+        host(smtp1=outside)
 
 
 def test_model_errors_name_the_model_variable() -> None:
