@@ -135,6 +135,7 @@ sanity: venv ## ansible-test sanity, as Galaxy and collection maintainers run it
 
 .PHONY: unit
 unit: venv collection-link ## Unit tests: pure logic, no Docker
+	@tests/bin/ensure-unit-tools
 	pytest -q tests/unit lab/providers/tests
 
 .PHONY: molecule
