@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check that each role's README documents exactly its argument_specs.
 
 Every role's README has a `## Variables` section whose table lists, one row

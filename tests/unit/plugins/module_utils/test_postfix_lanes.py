@@ -42,10 +42,12 @@ def variables(**changes: Any) -> dict[str, Any]:
 
 
 def lab(
-    lanes: Any = LANES, *, smtp: Hosts = (SMTP1,), graveyards: Hosts = (SMTP2,)
+    lanes: Any = "LANES", *, smtp: Hosts = (SMTP1,), graveyards: Hosts = (SMTP2,)
 ) -> dict[str, Any]:
-    """The inputs of a primary (smtp1) and a graveyard (smtp2) with these lanes."""
-    return inventory(variables(bulkmail_lanes=lanes), smtp=smtp, smtp_fallback=graveyards)
+    """The inputs of a primary (smtp1) and a graveyard (smtp2) with these lanes (the name
+    "LANES" stands for the module's LANES; a default must not be a shared dict)."""
+    chosen = LANES if lanes == "LANES" else lanes
+    return inventory(variables(bulkmail_lanes=chosen), smtp=smtp, smtp_fallback=graveyards)
 
 
 def main_cf(instance: dict[str, Any]) -> dict[str, str]:
@@ -54,7 +56,7 @@ def main_cf(instance: dict[str, Any]) -> dict[str, str]:
 
 def instances(
     name: str = "smtp1",
-    lanes: Any = LANES,
+    lanes: Any = "LANES",
     *,
     active_limit: int = 20000,
     size_limit: int = SIZE_LIMIT,

@@ -138,12 +138,13 @@ def test_layers_merge_into_a_valid_postfix_configuration() -> None:
 
 
 def test_inventory_adds_mx_suffixes_and_overrides_numbers() -> None:
-    model = parse_model(smtp_inventory(bulkmail_providers=
-        {"google": {"extra_mx_suffixes": [".google.test"], "concurrency": 3},
-         "yahoo": {"extra_mx_suffixes": [".yahoodns.test"]},
-         "zoho": {"extra_mx_suffixes": [".zoho.eu"], "concurrency": 4,
-                  "deliveries_per_connection": 10}}
-    ))  # fmt: skip
+    providers = {
+        "google": {"extra_mx_suffixes": [".google.test"], "concurrency": 3},
+        "yahoo": {"extra_mx_suffixes": [".yahoodns.test"]},
+        "zoho": {"extra_mx_suffixes": [".zoho.eu"], "concurrency": 4,
+                 "deliveries_per_connection": 10},
+    }  # fmt: skip
+    model = parse_model(smtp_inventory(bulkmail_providers=providers))
     table = {p.name: p for p in model.providers}
     assert table["google"].mx_suffixes == (".google.com", ".googlemail.com", ".google.test")
     assert table["google"].concurrency == 3
