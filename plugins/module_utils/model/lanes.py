@@ -187,7 +187,9 @@ def parse_lanes(
         except ModelError as error:
             errors.append(error)
     raise_collected(errors)
-    return tuple(lanes)
+    # The default instance (transactional) first, whatever the inventory's order: the
+    # plan, the instance list and postmulti's directories all start from it.
+    return tuple(sorted(lanes, key=lambda lane: lane.name != TRANSACTIONAL))
 
 
 def lane_address(host: Host, lane: Lane, pools: Mapping[str, Sequence[str]]) -> str:
