@@ -11,6 +11,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
     HOST_VARIABLES,
     MODEL_VARIABLES,
     ModelError,
+    group_hosts,
     model_inputs,
     model_summary,
     parse_model,
@@ -59,8 +60,22 @@ def summary(inputs: Any) -> dict[str, Any]:
         raise AnsibleFilterError(str(error)) from error
 
 
+def hosts(inputs: Any, group: str) -> list[dict[str, Any]]:
+    """The validated model's hosts of `group`, each as `{inventory_hostname, bulkmail_*}`."""
+    if not isinstance(group, str) or not group:
+        raise AnsibleFilterError("model_hosts: name a group, e.g. 'dns'")
+    try:
+        parse_model(inputs)
+    except ModelError as error:
+        raise AnsibleFilterError(str(error)) from error
+    known = (inputs.get("groups") or {}) if isinstance(inputs, Mapping) else {}
+    if group not in known:
+        raise AnsibleFilterError(f"model_hosts: {group!r} is not one of {', '.join(known)}")
+    return group_hosts(inputs, group)
+
+
 class FilterModule:
     """The bulkmail inventory model."""
 
     def filters(self) -> dict[str, Any]:
-        return {"model": model, "model_summary": summary}
+        return {"model": model, "model_summary": summary, "model_hosts": hosts}

@@ -114,7 +114,9 @@ def model_inputs(
     }
 
 
-def _host_list(inputs: Mapping[str, Any], group: str | None) -> list[dict[str, Any]]:
+def group_hosts(inputs: Mapping[str, Any], group: str | None) -> list[dict[str, Any]]:
+    """The variables the model reads of each host of `group` (every host for None), in the
+    group's order, as hostvars has them (`inventory_hostname`, `bulkmail_*`)."""
     hosts = inputs.get("hosts") or {}
     names = list(hosts) if group is None else (inputs.get("groups") or {}).get(group) or []
     return [{"inventory_hostname": name, **(hosts.get(name) or {})} for name in names]
@@ -197,17 +199,17 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
 
     step("domains", lambda: tuple(parse_domains(raw.get("bulkmail_domains"))))
     step("ip_pools", lambda: parse_ip_pools(raw.get("bulkmail_ip_pools")))
-    step("smtp_hosts", lambda: parse_smtp_hosts(_host_list(inputs, "smtp")))
-    step("dns_hosts", lambda: parse_dns_hosts(_host_list(inputs, "dns")))
-    step("hosts", lambda: parse_hosts(_host_list(inputs, None), group="hosts"))
+    step("smtp_hosts", lambda: parse_smtp_hosts(group_hosts(inputs, "smtp")))
+    step("dns_hosts", lambda: parse_dns_hosts(group_hosts(inputs, "dns")))
+    step("hosts", lambda: parse_hosts(group_hosts(inputs, None), group="hosts"))
     step(
         "graveyards",
-        lambda: parse_hosts(_host_list(inputs, "smtp_fallback"), group="smtp_fallback"),
+        lambda: parse_hosts(group_hosts(inputs, "smtp_fallback"), group="smtp_fallback"),
     )
     step(
         "web_hosts",
         lambda: parse_hosts(
-            _host_list(inputs, "web"),
+            group_hosts(inputs, "web"),
             group="web",
             require=("bulkmail_public_ipv4",),
             why="the web hosts serve the MTA-STS policies at their public address",
@@ -299,6 +301,7 @@ __all__ = [
     "Relay",
     "SubmissionAccount",
     "VolumeProfile",
+    "group_hosts",
     "model_inputs",
     "model_summary",
     "parse_model",
