@@ -15,15 +15,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..model.errors import ModelError
+
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
-# Methods that send or accept a password in a replayable form, or none at all.
-WEAK_METHODS = ("trust", "password", "md5")
+# The methods an extra rule may use: a password PostgreSQL verifies itself without learning it
+# (scram-sha-256), a client certificate, the Unix user of a local connection, or a refusal.
+# Everything else trusts someone else's word or sends a replayable password: trust, password,
+# md5, ident (the client's own identd), pam, ldap, radius, bsd (checked elsewhere, often in
+# clear), gss and sspi (a Kerberos realm outside the model).
+ALLOWED_METHODS = ("scram-sha-256", "cert", "peer", "reject")
+LOCAL_ONLY_METHODS = ("peer",)
+OPTION_RE = re.compile(r"^[a-z_]+=[^\s\"'#]+$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.+@-]+(,[A-Za-z0-9_.+@-]+)*$")
 WIDTHS = (8, 16, 16, 20)
 
 
-class HbaError(ValueError):
+class HbaError(ModelError):
     """A client list or rule that would make a wrong pg_hba.conf; names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,13 @@ def extra_rule(raw: Any, index: int) -> HbaRule:
     if kind not in CONNECTION_TYPES:
         raise HbaError(f"{path}.type: {kind!r} is not one of {', '.join(CONNECTION_TYPES)}")
     method = raw.get("method", "scram-sha-256")
-    if not isinstance(method, str) or not method or method in WEAK_METHODS:
+    if method not in ALLOWED_METHODS:
         raise HbaError(
-            f"{path}.method: {method!r} is not allowed; use scram-sha-256 (or peer, cert, reject)"
+            f"{path}.method: {method!r} is not allowed (it trusts another's word or a "
+            f"replayable password); use one of {', '.join(ALLOWED_METHODS)}"
         )
+    if method in LOCAL_ONLY_METHODS and kind != "local":
+        raise HbaError(f"{path}.method: {method} applies to local connections only")
     address = ""
     if kind != "local":
         value = raw.get("address")
@@ -125,9 +139,39 @@ def extra_rule(raw: Any, index: int) -> HbaRule:
         user=_name(raw.get("user"), f"{path}.user"),
         address=address,
         method=method,
-        options=str(raw.get("options") or ""),
-        comment=str(raw.get("comment") or f"extra rule {index}"),
+        options=_options(raw.get("options"), f"{path}.options"),
+        comment=_comment(raw.get("comment"), f"{path}.comment", f"extra rule {index}"),
     )
+
+
+def _one_line(value: Any, path: str) -> str:
+    """Text that stays on its line of pg_hba.conf: a newline would start a record of its own."""
+    if not isinstance(value, str):
+        raise HbaError(f"{path}: {value!r} is not text")
+    bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise HbaError(f"{path}: contains the control character {bad!r}; keep it on one line")
+    return value
+
+
+def _options(value: Any, path: str) -> str:
+    """`name=value` pairs (pg_hba auth options, e.g. clientcert=verify-full), one line."""
+    if value is None or value == "":
+        return ""
+    text = _one_line(value, path)
+    for token in text.split():
+        if not OPTION_RE.match(token):
+            raise HbaError(
+                f"{path}: {token!r} is not an option of the form name=value "
+                "(e.g. clientcert=verify-full)"
+            )
+    return " ".join(text.split())
+
+
+def _comment(value: Any, path: str, default: str) -> str:
+    if value is None or value == "":
+        return default
+    return _one_line(value, path).strip() or default
 
 
 def build_pg_hba(

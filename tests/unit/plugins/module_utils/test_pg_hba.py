@@ -143,3 +143,38 @@ def test_template_data_carries_formatted_lines() -> None:
         "scram-sha-256",
     ]
     assert rows[1]["comment"] == "bulkmail_app from smtp1 (smtp)"
+
+
+EXTRA = {"type": "hostssl", "database": "bulkmail", "user": "x", "address": "192.0.2.6/32"}
+
+
+@pytest.mark.parametrize("method", ["ident", "pam", "ldap", "radius", "bsd", "gss", "md5", ""])
+def test_methods_that_trust_another_or_a_replayable_password_are_refused(method: str) -> None:
+    with pytest.raises(HbaError, match=r"^postgresql_hba_extra_rules\[0\]\.method: .* not allowed"):
+        build_pg_hba("bulkmail", [], extra_rules=[{**EXTRA, "method": method}])
+
+
+def test_peer_is_for_local_connections_only() -> None:
+    with pytest.raises(HbaError, match=r"\[0\]\.method: peer applies to local connections only"):
+        build_pg_hba("bulkmail", [], extra_rules=[{**EXTRA, "method": "peer"}])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("comment", "ok\nhost all all 0.0.0.0/0 trust", r"\.comment: contains the control"),
+        ("options", "clientcert=verify-full\nhost all all 0.0.0.0/0 trust", r"\.options: contains"),
+        ("options", "clientcert", r"\.options: 'clientcert' is not an option of the form"),
+        ("options", 'map="x y"', r"\.options: 'map=\"x' is not an option"),
+    ],
+)
+def test_comment_and_options_stay_on_their_line(key: str, value: str, message: str) -> None:
+    with pytest.raises(HbaError, match=r"^postgresql_hba_extra_rules\[0\]" + message):
+        build_pg_hba("bulkmail", [], extra_rules=[{**EXTRA, key: value}])
+
+
+def test_an_option_and_a_comment_are_written_as_given() -> None:
+    rule = {**EXTRA, "method": "cert", "options": "clientcert=verify-full", "comment": "replica"}
+    written = build_pg_hba("bulkmail", [], extra_rules=[rule])[1]
+    assert written.line.split()[-2:] == ["cert", "clientcert=verify-full"]
+    assert written.comment == "replica"
