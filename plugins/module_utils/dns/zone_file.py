@@ -147,6 +147,39 @@ def _target(value: str, path: str) -> None:
     validate_domain_name(bare, path, allow_underscore=True, relative=True)
 
 
+# CAA (RFC 8659 4.1): flags 0-255, a tag of letters and digits, a quoted value.
+_CAA = re.compile(r'^(\d{1,3}) ([A-Za-z0-9]+) "([^"\\]*)"$')
+CAA_TAGS = ("issue", "issuewild", "iodef")
+
+
+def _srv(value: str, path: str) -> str:
+    """SRV (RFC 2782): priority, weight and port (0-65535 each), then the target."""
+    parts = value.split()
+    numbers = parts[:3]
+    if len(parts) != 4 or not all(n.isdigit() and int(n) <= 65535 for n in numbers):
+        raise ModelError(
+            path,
+            f"{value!r} is not '<priority> <weight> <port> <target>', "
+            "e.g. '10 5 443 web1.example.com.'",
+        )
+    _target(parts[3], path)
+    return " ".join([*(str(int(n)) for n in numbers), parts[3]])
+
+
+def _caa(value: str, path: str) -> str:
+    match = _CAA.match(value)
+    if not match or int(match.group(1)) > 255:
+        raise ModelError(
+            path,
+            f"{value!r} is not '<flags> <tag> \"<value>\"', e.g. '0 issue \"letsencrypt.org\"'",
+        )
+    if match.group(2).lower() not in CAA_TAGS:
+        raise ModelError(
+            path, f"{value!r}: tag {match.group(2)!r} is not one of {', '.join(CAA_TAGS)}"
+        )
+    return f'{int(match.group(1))} {match.group(2).lower()} "{match.group(3)}"'
+
+
 def normalize_record(
     raw: Any, zone: str, path: str, default_ttl: int | None = None
 ) -> dict[str, Any]:
@@ -174,6 +207,9 @@ def normalize_record(
         value = txt_strings(value)
     elif not isinstance(value, str):
         raise ModelError(value_path, f"{value!r} is not a string")
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        # A newline would end the record and start another in the zone file.
+        raise ModelError(value_path, f"{value!r} contains a control character; one line only")
     elif rtype == "A":
         value = validate_ipv4(value, value_path)
     elif rtype == "AAAA":
@@ -191,6 +227,10 @@ def normalize_record(
         value = f"{int(preference)} {target.strip()}"
     elif rtype in ("NS", "CNAME", "PTR"):
         _target(value, value_path)
+    elif rtype == "SRV":
+        value = _srv(value, value_path)
+    elif rtype == "CAA":
+        value = _caa(value, value_path)
     record: dict[str, Any] = {"name": name, "type": rtype, "value": value}
     ttl = raw.get("ttl", default_ttl)
     if ttl is not None:

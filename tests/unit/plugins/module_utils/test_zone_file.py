@@ -34,6 +34,11 @@ RECORDS: list[dict[str, Any]] = [
     {"name": "mta1", "type": "A", "value": "198.51.100.10", "ttl": 3600},
     {"name": "ns1", "type": "A", "value": "198.51.100.53", "ttl": 3600},
 ]
+# Types only extra_zones brings: named-checkzone must load them too.
+EXTRA_TYPES: list[dict[str, Any]] = [
+    {"name": "@", "type": "CAA", "value": '0 issue "letsencrypt.org"', "ttl": 3600},
+    {"name": "_sip._tcp", "type": "SRV", "value": "10 5 5060 mta1.example.com.", "ttl": 3600},
+]
 
 
 def test_render_writes_origin_ttl_soa_and_records() -> None:
@@ -133,7 +138,7 @@ def test_named_checkzone_loads_the_rendered_zone(tmp_path: Path) -> None:
     # `make unit` installs it (tests/bin/ensure-unit-tools); a plain pytest run says so.
     assert shutil.which("named-checkzone"), "needs named-checkzone: apt-get install bind9-utils"
     path = tmp_path / "db.example.com"
-    path.write_text(render_zone("example.com", SOA, 2026112300, RECORDS, 3600))
+    path.write_text(render_zone("example.com", SOA, 2026112300, RECORDS + EXTRA_TYPES, 3600))
     result = subprocess.run(
         ["named-checkzone", "-i", "local", "example.com", str(path)],
         capture_output=True,
@@ -184,6 +189,42 @@ def test_bad_records_are_refused(record: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelError) as caught:
         normalize_record(record, "example.com", "r")
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"name": "_sip._tcp", "type": "SRV", "value": "10 5 5060"},
+         "r.value: '10 5 5060' is not '<priority> <weight> <port> <target>', "
+         "e.g. '10 5 443 web1.example.com.'"),
+        ({"name": "_sip._tcp", "type": "SRV", "value": "10 5 70000 sip.example.com."},
+         "r.value: '10 5 70000 sip.example.com.' is not '<priority> <weight> <port> "
+         "<target>', e.g. '10 5 443 web1.example.com.'"),
+        ({"name": "@", "type": "CAA", "value": "0 issue letsencrypt.org"},
+         "r.value: '0 issue letsencrypt.org' is not '<flags> <tag> \"<value>\"', "
+         "e.g. '0 issue \"letsencrypt.org\"'"),
+        ({"name": "@", "type": "CAA", "value": '0 issuer "letsencrypt.org"'},
+         "r.value: '0 issuer \"letsencrypt.org\"': tag 'issuer' is not one of issue, "
+         "issuewild, iodef"),
+        ({"name": "@", "type": "CAA", "value": '0 issue "a"\n@ IN NS evil.example.'},
+         "r.value: '0 issue \"a\"\\n@ IN NS evil.example.' contains a control character; "
+         "one line only"),
+        ({"name": "@", "type": "NS", "value": "ns1.example.com.\nwww IN A 192.0.2.9"},
+         "r.value: 'ns1.example.com.\\nwww IN A 192.0.2.9' contains a control character; "
+         "one line only"),
+    ],
+)  # fmt: skip
+def test_srv_caa_and_one_line_values_are_checked(record: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        normalize_record(record, "example.com", "r")
+    assert str(caught.value) == message
+
+
+def test_srv_and_caa_are_written_in_canonical_form() -> None:
+    srv = {"name": "_sip._tcp", "type": "SRV", "value": "010 5 5060 sip.example.com."}
+    assert normalize_record(srv, "example.com", "r")["value"] == "10 5 5060 sip.example.com."
+    caa = {"name": "@", "type": "CAA", "value": '0 ISSUE "letsencrypt.org"'}
+    assert normalize_record(caa, "example.com", "r")["value"] == '0 issue "letsencrypt.org"'
 
 
 # --- SOA -----------------------------------------------------------------------------------
