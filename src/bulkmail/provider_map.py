@@ -8,7 +8,10 @@ no partial keys); this daemon resolves the address's domain's MX, and when the
 best MX host ends with a provider's suffix (`bulkmail.logic.postfix.tuning.transport_for_mx`,
 the same table the tuning model derives) answers `OK <provider>:`, so the provider's transport
 delivers with its own limits. Anything else is `NOTFOUND` (Postfix's default transport); a DNS
-failure is `TEMP` (Postfix defers and asks again). Answers are cached for the record's TTL.
+failure is `TEMP` (Postfix defers and asks again). A domain that can never resolve (an empty
+label, a label over 63 octets, a name over 253) is routed to the error transport with 5.1.2:
+it bounces at once, with the reason, instead of deferring for the queue's lifetime. Answers
+are cached for the record's TTL.
 
 A lane split by provider (`bulkmail_lanes.<lane>.per_provider`) asks another map of the
 same daemon, `lane-<lane>`: the answer is the route to that provider's own instance
@@ -29,7 +32,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from bulkmail.logic.postfix.tuning import transport_for_mx
+from bulkmail.logic.postfix.tuning import (
+    bad_domain_route,
+    recipient_domain_problem,
+    transport_for_mx,
+)
 
 LOG = logging.getLogger("bulkmail.provider-map")
 MAX_REQUEST = 10000  # Postfix keys are addresses or domains: far below this
@@ -116,9 +123,16 @@ class ProviderMap:
             return f"PERM unknown map {name!r}; this server answers {known}"
         # Postfix treats a socketmap like a regexp table: it asks once, with the whole
         # recipient address, never with the domain alone. The domain has the MX.
-        key = key.strip().rpartition("@")[2].rstrip(".").lower()
-        if not key or key.startswith(".") or any(c.isspace() for c in key):
-            return "NOTFOUND "
+        address = key.strip()
+        key = address.rpartition("@")[2].rstrip(".").lower()
+        if not key or any(c.isspace() for c in key) or key.startswith("["):
+            return "NOTFOUND "  # no domain, or an address literal: nothing to classify
+        if key.startswith(".") and "@" not in address:
+            return "NOTFOUND "  # a parent-domain key (.example.com), not a recipient's domain
+        problem = recipient_domain_problem(key)
+        if problem is not None:
+            LOG.info("%s: bounced, %s", key[:80], problem)
+            return f"OK {bad_domain_route(key, problem)}"
         try:
             provider = await self.provider(key)
         except TemporaryDnsError as error:

@@ -177,9 +177,37 @@ def test_a_bad_suffix_file_is_refused(tmp_path: Path) -> None:
     assert f"{table}: expected a JSON object of provider name -> list of suffixes" in run.stderr
 
 
-@pytest.mark.parametrize("key", ["", "a b", "user@", ".acme.test"])
+@pytest.mark.parametrize("key", ["", "a b", "user@", "user@[192.0.2.1]"])
 def test_keys_without_a_domain_are_not_found(key: str) -> None:
     started = time.monotonic()
     reply = asyncio.run(ProviderMap(SUFFIXES, resolve=fake_resolver()).lookup(f"transport {key}"))
     assert reply == "NOTFOUND "
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("user@.acme.test", "an empty label"),
+        ("user@acme..test", "an empty label"),
+        ("user@" + "a" * 64 + ".test", "a label longer than 63 octets"),
+        ("user@" + ".".join(["a" * 60] * 5), "more than 253"),
+    ],
+)
+@pytest.mark.parametrize("map_name", ["transport", "lane-bulk"])
+def test_a_malformed_domain_bounces_at_once_and_dns_is_not_asked(
+    key: str, problem: str, map_name: str
+) -> None:
+    asked: list[str] = []
+
+    async def resolve(domain: str) -> tuple[list[str], int]:
+        asked.append(domain)
+        raise AssertionError("DNS must not be asked")
+
+    routes = {"lane-bulk": {"google": "handoff:[10.25.0.10]:2526"}}
+    reply = asyncio.run(
+        ProviderMap(SUFFIXES, routes=routes, resolve=resolve).lookup(f"{map_name} {key}")
+    )
+    assert reply.startswith("OK error:5.1.2 Bad destination domain ")
+    assert problem in reply
+    assert asked == []

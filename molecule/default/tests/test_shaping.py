@@ -82,3 +82,25 @@ def test_mail_to_a_workspace_domain_leaves_through_the_google_transport(
     assert acme and all("status=sent" in ln and "relay=aspmx.l.google.test" in ln for ln in acme)
     assert not [ln for ln in google if f"to=<{recipients[1]}>" in ln]
     assert [ln for ln in microsoft if f"to=<{recipients[1]}>" in ln]
+
+
+def test_a_malformed_recipient_domain_bounces_at_once(smtp1: Any, client: Any) -> None:
+    """A domain that can never resolve is a permanent failure with its reason, not a deferral
+    retried for the queue's lifetime (DNS would refuse the name every time)."""
+    route = smtp1.run("postmap -q user@acme..test %s", PROVIDER_MAP).stdout.strip()
+    assert route.startswith("error:5.1.2 Bad destination domain 'acme..test'"), route
+
+    tag = uuid.uuid4().hex[:10]
+    bad = f"malformed-{tag}@{'a' * 64}.test"
+    (sent,) = send(client, [bad])
+    assert sent["accepted"], sent
+
+    deadline = time.monotonic() + 60
+    while True:
+        # run, not check_output: journalctl -g exits 1 while nothing matches yet
+        log = smtp1.run("journalctl --no-pager -o cat -t postfix/error -g %s", f"to=<{bad}>").stdout
+        if "status=bounced" in log or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert "dsn=5.1.2, status=bounced" in log, log
+    assert "label longer than 63 octets" in log, log

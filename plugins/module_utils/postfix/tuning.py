@@ -62,6 +62,32 @@ class Tuning:
 # ---------------------------------------------------------------- classification
 
 
+# RFC 1035 2.3.4: a label is at most 63 octets, a name at most 255 on the wire (253 as text).
+MAX_LABEL_OCTETS = 63
+MAX_NAME_LENGTH = 253
+# A permanent "bad destination" (RFC 3463 X.1.2): the error(8) transport bounces with it.
+BAD_DOMAIN_STATUS = "5.1.2"
+
+
+def recipient_domain_problem(domain: str) -> str | None:
+    """Why `domain` can never resolve (an empty label, a label over 63 octets, a name over 253),
+    or None. Such a recipient bounces at once; asking DNS would fail the same way every time,
+    and a DNS failure defers."""
+    if len(domain) > MAX_NAME_LENGTH:
+        return f"the domain is {len(domain)} characters long, more than {MAX_NAME_LENGTH}"
+    for label in domain.split("."):
+        if not label:
+            return "the domain has an empty label (two dots in a row, or a leading dot)"
+        if len(label.encode("utf-8")) > MAX_LABEL_OCTETS:
+            return f"the domain has a label longer than {MAX_LABEL_OCTETS} octets"
+    return None
+
+
+def bad_domain_route(domain: str, problem: str) -> str:
+    """The transport-map value that bounces mail for a malformed domain, with its reason."""
+    return f"error:{BAD_DOMAIN_STATUS} Bad destination domain {domain[:80]!r}: {problem}"
+
+
 def transport_for_mx(mx_host: str, suffixes: Mapping[str, Iterable[str]]) -> str | None:
     """The provider whose MX suffix the host name ends with (the longest wins), or None.
 
