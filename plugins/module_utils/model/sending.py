@@ -51,6 +51,11 @@ class VolumeProfile:
     max_message_size_kb: int = 25600
     queue_lifetime_hours: int = 72
 
+    @property
+    def message_size_limit(self) -> int:
+        """Postfix's message_size_limit, in bytes."""
+        return self.max_message_size_kb * 1024
+
 
 @dataclass(frozen=True)
 class Relay:

@@ -605,7 +605,7 @@ def postfix_verp(domains: Sequence[Domain]) -> dict[str, Any]:
           "the From header stays: DKIM signs and DMARC aligns on it"),
     ]  # fmt: skip
     return {
-        "main_cf": [setting.as_dict() for setting in main_cf],
+        "main_cf": main_cf,
         "tables": [
             {"path": VERP_COMMAND_FILTER, "lines": command_filter},
             {"path": RETURN_PATH_MAP, "lines": return_path},

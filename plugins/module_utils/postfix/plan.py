@@ -29,7 +29,7 @@ from .config import (
     smtp_host,
 )
 from .lanes import lane_routes, postfix_instances
-from .tuning import postfix_tuning
+from .tuning import active_queue_limit, postfix_tuning, provider_suffixes
 
 PLAN_OPTION_KEYS = (*OPTION_KEYS, "provider_map_port", "main_cf_layers", "master_cf_layers")
 DEFAULT_PROVIDER_MAP_PORT = 10028
@@ -63,19 +63,11 @@ def _present(settings: Any) -> list[tuple[Any, bool]]:
     return [(item, True) for item in settings]
 
 
-def _setting(settings: Any, name: str) -> int:
-    return int(next(s.value for s in settings if s.name == name))
-
-
 def provider_routing(model: Model, name: str) -> dict[str, Any]:
     """What the provider classifier of smtp host `name` serves: the MX suffix table and the
     lanes' routes. Needs no role option, so the runtime role takes it before Postfix's plan."""
     return {
-        "provider_suffixes": {
-            provider.name: list(provider.mx_suffixes)
-            for provider in model.providers
-            if provider.mx_suffixes
-        },
+        "provider_suffixes": provider_suffixes(model.providers),
         "lane_routes": lane_routes(model, name),
     }
 
@@ -88,14 +80,15 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
         raise ModelError(f"hostvars[{name!r}]", "is not in the smtp group: it has no plan")
     port = whole_number(options, "provider_map_port", "postfix", DEFAULT_PROVIDER_MAP_PORT, 1)
     socket = f"inet:127.0.0.1:{port}"
+    primaries = len(model.primaries)
     tuning = postfix_tuning(
-        model, primaries=len(model.primaries), provider_map=f"socketmap:{socket}:transport"
+        model, primaries=primaries, provider_map=f"socketmap:{socket}:transport"
     )
     verp = postfix_verp(model.domains)
     # One writer of message_size_limit: the volume profile, through the base main.cf.
     if model.volume is None:
         raise ModelError("bulkmail_volume", "missing; the smtp tier is sized from it")
-    size_limit = model.volume.max_message_size_kb * 1024
+    size_limit = model.volume.message_size_limit
     host = smtp_host(
         model, name, {k: options[k] for k in OPTION_KEYS if k in options}, size_limit=size_limit
     )
@@ -107,13 +100,12 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
         services_from_data(layer, f"postfix_master_cf_layers[{index}]")
         for index, layer in enumerate(options.get("master_cf_layers") or [])
     ]
-    verp_main = settings_from_data(verp["main_cf"], "postfix verp layer")
     base_main = postfix_main_cf(host)
     base_master = postfix_master_services(host)
     instances = postfix_instances(
         model,
         name,
-        active_limit=_setting(tuning.main_cf, "qmgr_message_active_limit"),
+        active_limit=active_queue_limit(model.volume, primaries),
         size_limit=size_limit,
         provider_map_socket=socket,
     )
@@ -122,7 +114,7 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
         main_cf = merge_settings(
             base_main,
             _present(tuning.main_cf),
-            verp_main,
+            _present(verp["main_cf"]),
             *user_main,
             _present(instance.main_cf),
         )

@@ -53,10 +53,19 @@ class Tuning:
             "master_cf": [service.as_dict() for service in self.master_cf],
             "tables": [dict(table) for table in self.tables],
             "providers": [p.name for p in self.providers],
-            "provider_suffixes": {
-                p.name: list(p.mx_suffixes) for p in self.providers if p.mx_suffixes
-            },
+            "provider_suffixes": provider_suffixes(self.providers),
         }
+
+
+def provider_suffixes(providers: Sequence[Provider]) -> dict[str, list[str]]:
+    """Provider name -> MX host suffixes: the table the provider classifier reads."""
+    return {p.name: list(p.mx_suffixes) for p in providers if p.mx_suffixes}
+
+
+def active_queue_limit(profile: VolumeProfile, primaries: int) -> int:
+    """qmgr_message_active_limit of one of `primaries` hosts: 10 minutes of its peak."""
+    per_host = math.ceil(profile.peak_per_hour / primaries)
+    return max(POSTFIX_ACTIVE_LIMIT, math.ceil(per_host * ACTIVE_QUEUE_MINUTES / 60))
 
 
 # ---------------------------------------------------------------- classification
@@ -118,8 +127,8 @@ def volume_settings(profile: VolumeProfile, primaries: int) -> list[Setting]:
     rate = per_host / 3600
     agents = math.ceil(rate * DELIVERY_SECONDS * HEADROOM)
     processes = max(POSTFIX_PROCESS_LIMIT, agents)
-    active = max(POSTFIX_ACTIVE_LIMIT, math.ceil(per_host * ACTIVE_QUEUE_MINUTES / 60))
-    size_limit = profile.max_message_size_kb * 1024
+    active = active_queue_limit(profile, primaries)
+    size_limit = profile.message_size_limit
     peak_hour_bytes = per_host * profile.message_size_kb * 1024
     minfree = max(2 * size_limit, peak_hour_bytes)
     lifetime = profile.queue_lifetime_hours

@@ -285,7 +285,7 @@ def test_an_extra_address_of_two_hosts_is_refused() -> None:
 
 def test_verp_only_for_domains_with_a_return_path_domain() -> None:
     verp = postfix_verp(build_model(variables()).domains)
-    settings = {s["name"]: s["value"] for s in verp["main_cf"]}
+    settings = {s.name: s.value for s in verp["main_cf"]}
     assert settings["sender_canonical_classes"] == "envelope_sender"
     command_filter, return_path = (table["lines"] for table in verp["tables"])
     (rule,) = [line for line in command_filter if not line.startswith("#")]
