@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..model.errors import ModelError
-from ..model.fields import validate_domain_name, validate_ipv4
+from ..model.fields import control_character, validate_domain_name, validate_ipv4
 
 MAX_SERIAL = 2**32 - 1
 MAX_TXT_STRING = 255
@@ -207,7 +207,7 @@ def normalize_record(
         value = txt_strings(value)
     elif not isinstance(value, str):
         raise ModelError(value_path, f"{value!r} is not a string")
-    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+    elif control_character(value) is not None:
         # A newline would end the record and start another in the zone file.
         raise ModelError(value_path, f"{value!r} contains a control character; one line only")
     elif rtype == "A":

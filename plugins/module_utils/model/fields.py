@@ -173,6 +173,12 @@ def whole_number(
     return value
 
 
+def control_character(text: str) -> str | None:
+    """The first control character of `text` (a newline, a tab, DEL...), or None: a value
+    that goes into one line of a file must hold none, or it starts a line of its own."""
+    return next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+
+
 def single_line(value: Any, path: str, what: str = "a value") -> str:
     """A non-empty string without control characters: it goes into one line of a file."""
     text = require_str(value, path, what)
@@ -181,7 +187,7 @@ def single_line(value: Any, path: str, what: str = "a value") -> str:
             path,
             "ends with a newline; a YAML block scalar (|) adds one: use >- or a quoted string",
         )
-    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    bad = control_character(text)
     if bad is not None:
         raise ModelError(path, f"contains the control character {bad!r}; remove it")
     return text
@@ -205,6 +211,6 @@ def secret(value: Any, path: str, hint: str) -> str:
             "ends with a newline (a YAML | block or a file read whole); strip it: use >- or "
             "'{{ lookup(...) | trim }}'",
         )
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+    if control_character(value) is not None or any(c.isspace() for c in value):
         raise ModelError(path, "contains whitespace or control characters; remove them")
     return value

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..model.errors import ModelError
+from ..model.fields import control_character
 
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 # The methods an extra rule may use: a password PostgreSQL verifies itself without learning it
@@ -148,7 +149,7 @@ def _one_line(value: Any, path: str) -> str:
     """Text that stays on its line of pg_hba.conf: a newline would start a record of its own."""
     if not isinstance(value, str):
         raise HbaError(f"{path}: {value!r} is not text")
-    bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    bad = control_character(value)
     if bad is not None:
         raise HbaError(f"{path}: contains the control character {bad!r}; keep it on one line")
     return value
