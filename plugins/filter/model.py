@@ -8,7 +8,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
-    HOST_VARIABLES,
     MODEL_VARIABLES,
     ModelError,
     group_hosts,
@@ -37,14 +36,10 @@ def model(variables: Any, groups: Any, hosts: Any) -> dict[str, Any]:
         )
     try:
         listed = plain_hosts(hosts, "model: hosts") or []
-        hostvars = {
-            str(host["inventory_hostname"]): {key: host.get(key) for key in HOST_VARIABLES}
-            for host in listed
-        }
         inputs = model_inputs(
-            {key: variables[key] for key in MODEL_VARIABLES},
+            variables,
             {str(name): list(members) for name, members in plain(groups).items()},
-            hostvars,
+            {str(host["inventory_hostname"]): host for host in listed},
         )
         parse_model(inputs)
     except ModelError as error:
