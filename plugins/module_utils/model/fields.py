@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import ModelError
 
+# RFC 1035 2.3.4: a name is at most 255 octets on the wire (253 as text), a label 63.
 MAX_NAME_LENGTH = 253
+MAX_LABEL_OCTETS = 63
 
 _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Names that are not host names (SPF include targets such as _spf.google.com) may use "_".
@@ -69,9 +71,11 @@ def validate_domain_name(
     for label in labels:
         if not label:
             raise ModelError(path, f"{name!r} is not a valid domain name: empty label")
-        if len(label) > 63:
+        if len(label) > MAX_LABEL_OCTETS:
             raise ModelError(
-                path, f"{name!r} is not a valid domain name: label {label!r} is longer than 63"
+                path,
+                f"{name!r} is not a valid domain name: label {label!r} is longer than "
+                f"{MAX_LABEL_OCTETS}",
             )
         if label.startswith("-") or label.endswith("-"):
             raise ModelError(

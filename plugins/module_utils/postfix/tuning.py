@@ -20,7 +20,7 @@ from typing import Any
 
 from ..model import Model, ModelError
 from ..model.domains import Domain
-from ..model.fields import MAX_NAME_LENGTH
+from ..model.fields import MAX_LABEL_OCTETS, MAX_NAME_LENGTH
 from ..model.sending import MIN_QUEUE_LIFETIME_HOURS, Provider, Relay, VolumeProfile
 from .config import MasterService, Setting
 
@@ -72,9 +72,6 @@ def active_queue_limit(profile: VolumeProfile, primaries: int) -> int:
 # ---------------------------------------------------------------- classification
 
 
-# RFC 1035 2.3.4: a label is at most 63 octets, a name at most 255 on the wire (253 as text,
-# MAX_NAME_LENGTH).
-MAX_LABEL_OCTETS = 63
 # A permanent "bad destination" (RFC 3463 X.1.2): the error(8) transport bounces with it.
 BAD_DOMAIN_STATUS = "5.1.2"
 
