@@ -68,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         help="sign the message on stdin and hand it to each recipient's provider instance",
         description=(
-            "Sign the message once, classify each recipient domain by its MX, and deliver each "
-            "provider's recipients in one SMTP transaction to that provider's instance of the "
-            "lane. One JSON line per provider; exit 75 when something should be retried."
+            # raw text (for the epilog's table): the lines are broken here
+            "Sign the message once, classify each recipient domain by its MX, and deliver\n"
+            "each provider's recipients in one SMTP transaction to that provider's instance\n"
+            "of the lane. One JSON line per provider; the exit status says what to do next."
         ),
+        epilog=submit.EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     submit.add_arguments(dispatch)
     return parser

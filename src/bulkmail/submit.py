@@ -12,11 +12,12 @@ and delivers each provider's recipients in one SMTP transaction to that provider
 Output: one JSON line per provider group: `provider`, `route` (`host:port`), and either
 `reply` (the instance took the message for `recipients`) or `error` and `temporary` (it did
 not, for `recipients`); `refused`, if present, maps recipients refused at RCPT TO to their
-reply. Accepted recipients must never be sent again: a caller retries only the others.
+reply. `unknown: true` marks a group whose connection was lost after the message's final
+dot and before the reply: the instance may have taken it, so it is neither sent nor failed.
+`internal_error: true` marks a group a bug of bulkmail's interrupted. Accepted recipients
+must never be sent again: a caller retries only the others.
 
-Exit status: 0 all taken; 75 (EX_TEMPFAIL) some recipient failed temporarily, or a DNS
-lookup failed (then nothing was sent); 1 some failed permanently and none temporarily;
-2 nothing sent because the message cannot be signed or the configuration is wrong.
+Exit status: EXIT_STATUSES below, which `bulkmail submit --help` prints.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import re
 import smtplib
 import socket
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -47,13 +50,45 @@ from bulkmail.provider_map import (
 ROUTES = Path("/etc/bulkmail/lane-routes.json")
 SUFFIXES = Path("/etc/bulkmail/provider-suffixes.json")
 DEFAULT = "default"
+EXIT_REFUSED = 1
+EXIT_NOT_SENT = 2
+# Not a sysexits code: none says "sent, but whether it arrived is not known".
+EXIT_UNKNOWN = 3
+EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
+EXIT_STATUSES = """\
+exit status:
+  0   every recipient was taken
+  1   the server refused (5xx) the message or some recipients permanently, none temporarily
+  2   nothing was sent: the message cannot be signed (no key for its From domain, a key
+      file unreadable or not a key) or the command line, routes or suffixes are wrong
+  3   unknown: a connection was lost after the message's final "." and before the reply,
+      so the server may have taken it ("unknown": true in that group's line); do not
+      resend those recipients blindly: look for the Message-ID in the server's log first
+  70  internal error (a bug in bulkmail): nothing was sent, or the JSON lines say what was
+  75  try again later: some recipients were deferred (4xx, connection refused or lost
+      before the end of the message), or an MX lookup failed and nothing was sent
+when several apply, the first of 70, 3, 75, 1 is the status
+"""
 SMTP_TIMEOUT = 60.0
+# RFC 5321 4.5.3.2.6 (and Postfix's smtp_data_done_timeout): 10 minutes for the reply to the
+# final dot; giving up sooner makes an unknown outcome of a message the server is queueing.
+DATA_END_TIMEOUT = 600.0
+MAX_REPLY_LINE = 8192
 _ROUTE = re.compile(r"^[^:\s]+:\[([^\]\s]+)\]:(\d{1,5})$")
 
 
 class ConfigError(Exception):
     """The command line or the routes do not say where the mail goes."""
+
+
+class LostAfterData(Exception):
+    """The connection ended after the final dot without a reply that says what happened."""
+
+    def __init__(self, reason: str, partial: bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.partial = partial
 
 
 @dataclass
@@ -68,6 +103,10 @@ class Delivery:
     temporary: bool = False
     refused: dict[str, str] = field(default_factory=dict)
     refused_temporarily: bool = False
+    # The final dot went out: from here a lost connection leaves the outcome unknown.
+    data_sent: bool = False
+    unknown: bool = False
+    internal: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         host, port = parse_route(self.route)
@@ -80,6 +119,10 @@ class Delivery:
             result.update(error=self.error, temporary=self.temporary)
         else:
             result["reply"] = self.reply
+        if self.unknown:
+            result["unknown"] = True
+        if self.internal:
+            result["internal_error"] = True
         if self.refused:
             result["refused"] = self.refused
         return result
@@ -167,18 +210,32 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {text}".replace("\n", " ")
 
 
-def deliver(delivery: Delivery, sender: str, message: bytes) -> Delivery:
-    """One SMTP transaction for the group; fills in reply or error (never raises)."""
+def deliver(delivery: Delivery, sender: str, message: bytes, message_id: str = "") -> Delivery:
+    """One SMTP transaction for the group; fills in reply or error (never raises).
+
+    `message_id`: named in the report of an unknown outcome, to look the message up by.
+    """
     host, port = parse_route(delivery.route)
+    where = f"{host}:{port}"
     smtp = None
     try:
         smtp = smtplib.SMTP(host, port, local_hostname=socket.gethostname(), timeout=SMTP_TIMEOUT)
         _transaction(smtp, delivery, sender, message)
+    except LostAfterData as error:
+        _unknown(delivery, where, error.reason, error.partial, message_id)
     except smtplib.SMTPResponseException as error:  # 4xx or 5xx to EHLO, MAIL or DATA
-        delivery.error = f"{host}:{port}: {_reply(error.smtp_code, error.smtp_error)}"
+        delivery.error = f"{where}: {_reply(error.smtp_code, error.smtp_error)}"
         delivery.temporary = not 500 <= error.smtp_code < 600
     except (OSError, smtplib.SMTPException) as error:  # refused, lost connection, timeout
-        delivery.error, delivery.temporary = f"{host}:{port}: {error}", True
+        delivery.error, delivery.temporary = f"{where}: {error}", True
+    except Exception as error:  # a bug of ours: never reported as the server's answer
+        delivery.internal = True
+        problem = f"internal error (a bug in bulkmail): {type(error).__name__}: {error}"
+        if delivery.data_sent:
+            _unknown(delivery, where, problem, b"", message_id)
+        else:
+            delivery.error = f"{where}: {problem}; the message was not sent to these recipients"
+            delivery.temporary = False
     finally:
         if smtp is not None:
             try:
@@ -186,6 +243,22 @@ def deliver(delivery: Delivery, sender: str, message: bytes) -> Delivery:
             except (OSError, smtplib.SMTPException):
                 smtp.close()
     return delivery
+
+
+def _unknown(delivery: Delivery, where: str, reason: str, partial: bytes, message_id: str) -> None:
+    """Neither sent nor failed: the instance may have queued the message before the loss."""
+    heard = (
+        f"the only reply was {partial.decode('utf-8', 'replace')!r}, cut short"
+        if partial.strip()
+        else "no reply and no queue id came"
+    )
+    look = f"for Message-ID {message_id}" if message_id else "for the message"
+    delivery.unknown, delivery.temporary = True, False
+    delivery.error = (
+        f"{where}: outcome unknown: the connection was lost after the message's final '.' "
+        f"and before the reply ({reason}); {heard}. The server may have taken the message for "
+        f"these recipients: do not resend blindly, look in its log {look} first"
+    )
 
 
 def _transaction(smtp: smtplib.SMTP, delivery: Delivery, sender: str, message: bytes) -> None:
@@ -207,18 +280,73 @@ def _transaction(smtp: smtplib.SMTP, delivery: Delivery, sender: str, message: b
     if not accepted:
         delivery.error, delivery.temporary = "no recipient was accepted", False
         return
-    code, text = smtp.data(message)
-    if code != 250:
+    # smtplib's data() cannot tell a connection lost before the final dot (not sent: retry)
+    # from one lost after it (maybe taken): the steps are taken one by one here.
+    code, text = smtp.docmd("data")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    body = re.sub(rb"(?m)^\.", b"..", message)
+    smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    delivery.data_sent = True
+    code, text = data_end_reply(smtp)
+    if not 200 <= code < 300:
         raise smtplib.SMTPDataError(code, text)
     delivery.reply = _reply(code, text)
 
 
+def _reply_code(data: bytes) -> int | None:
+    """The code a (maybe partial) reply starts with, when it is a whole 2xx, 4xx or 5xx."""
+    if len(data) >= 3 and data[:3].isdigit() and data[:1] in b"245":
+        return int(data[:3]) if data[3:4] in (b"", b" ", b"-", b"\r", b"\n") else None
+    return None
+
+
+def data_end_reply(smtp: smtplib.SMTP) -> tuple[int, bytes]:
+    """The reply to the final dot. A reply cut short still counts once its code is whole: the
+    server says 250 only after it has queued the message. LostAfterData otherwise."""
+    if smtp.sock is None or smtp.file is None:  # the 354 reply came through smtp.file
+        raise LostAfterData("the connection is closed", b"")
+    smtp.sock.settimeout(DATA_END_TIMEOUT)
+    lines: list[bytes] = []
+    try:
+        while True:
+            line = smtp.file.readline(MAX_REPLY_LINE + 1)
+            if not line:
+                raise EOFError("the server closed the connection")
+            lines.append(line)
+            if len(line) > MAX_REPLY_LINE or sum(map(len, lines)) > 8 * MAX_REPLY_LINE:
+                raise EOFError("the reply is too long")
+            if line.endswith(b"\n") and line[3:4] != b"-":
+                break
+    except (OSError, EOFError) as error:  # OSError: reset, timeout
+        read = b"".join(lines)
+        code = _reply_code(read)
+        if code is None:
+            raise LostAfterData(str(error) or type(error).__name__, read) from None
+        text = b" ".join(line[4:].strip() for line in lines)
+        return code, text + f" (the reply was cut short: {error})".encode()
+    code = _reply_code(lines[0])
+    if code is None or any(_reply_code(line) != code for line in lines):
+        raise LostAfterData("the reply is not an SMTP reply", b"".join(lines))
+    return code, b"\n".join(line[4:].strip(b" \t\r\n") for line in lines)
+
+
 def exit_status(deliveries: Iterable[Delivery]) -> int:
-    """75 when anything failed temporarily (retry it), else 1 when anything failed, else 0."""
+    """EXIT_STATUSES: a bug first, then unknown, then retry, then refused."""
     deliveries = list(deliveries)
+    if any(d.internal for d in deliveries):
+        return EX_SOFTWARE
+    if any(d.unknown for d in deliveries):
+        return EXIT_UNKNOWN
     if any((d.error and d.temporary) or d.refused_temporarily for d in deliveries):
         return EX_TEMPFAIL
-    return 1 if any(d.error or d.refused for d in deliveries) else 0
+    return EXIT_REFUSED if any(d.error or d.refused for d in deliveries) else 0
+
+
+def message_id(message: bytes) -> str:
+    """The message's Message-ID header, if it has one (to find it in a server's log)."""
+    value = BytesHeaderParser().parsebytes(message).get("Message-ID")
+    return " ".join(str(value).split()) if value else ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +377,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     signer.add_table_arguments(parser)
 
 
+@dataclass
+class Progress:
+    """What run() did so far: told to the user when a bug of ours stops it."""
+
+    delivered: list[Delivery] = field(default_factory=list)
+    reported: int = 0
+
+    def untold(self) -> str:
+        if not self.delivered:
+            return "nothing was sent"
+        rest = self.delivered[self.reported :]
+        told = "the lines printed say what was sent; nothing else was"
+        return "; ".join([told, *(json.dumps(d.as_dict()) for d in rest)])
+
+
 def run(
     args: argparse.Namespace,
     resolve: ResolveMx = resolve_mx,
@@ -258,9 +401,30 @@ def run(
 ) -> int:
     """Sign, classify, route, deliver; print one JSON line per group; the exit status."""
     stdin, stdout, stderr = stdin or sys.stdin.buffer, stdout or sys.stdout, stderr or sys.stderr
-    # SMTP's line ends before signing: smtplib sends bytes as they are.
-    message = re.sub(rb"\r?\n", b"\r\n", stdin.read())
+    progress = Progress()
     try:
+        return _run(args, resolve, stdin, stdout, stderr, progress)
+    except Exception as error:  # a bug of ours: never 1, which would say the server refused
+        traceback.print_exc(file=stderr)
+        print(
+            f"bulkmail submit: internal error (a bug in bulkmail): {type(error).__name__}: "
+            f"{error}; {progress.untold()}",
+            file=stderr,
+        )
+        return EX_SOFTWARE
+
+
+def _run(
+    args: argparse.Namespace,
+    resolve: ResolveMx,
+    stdin: BinaryIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    progress: Progress,
+) -> int:
+    try:
+        # SMTP's line ends before signing: the message goes out as it was signed.
+        message = re.sub(rb"\r?\n", b"\r\n", stdin.read())
         signed = signer.Signer.from_conf(args.opendkim_conf).sign(message)
         routes = lane_routes(load_routes(args.routes), args.lane, args.routes)
         suffixes = load_suffixes(args.suffixes)
@@ -272,13 +436,17 @@ def run(
             for provider, recipients in group_by_provider(args.recipients, providers).items()
         ]
     except (signer.SigningError, ConfigError, OSError, ValueError) as error:
-        # OSError, ValueError: the routes or suffixes file is unreadable or malformed
+        # OSError, ValueError: stdin, the routes or the suffixes are unreadable or malformed
         print(f"bulkmail submit: error: {error}; nothing was sent", file=stderr)
-        return 2
+        return EXIT_NOT_SENT
     except TemporaryDnsError as error:
         print(f"bulkmail submit: {error}; nothing was sent, try again later", file=stderr)
         return EX_TEMPFAIL
+    identifier = message_id(message)
     for delivery in deliveries:
-        deliver(delivery, args.sender, signed)
+        progress.delivered.append(deliver(delivery, args.sender, signed, identifier))
         print(json.dumps(delivery.as_dict()), file=stdout, flush=True)
+        progress.reported += 1
+        if delivery.unknown or delivery.internal:
+            print(f"bulkmail submit: {delivery.provider}: {delivery.error}", file=stderr)
     return exit_status(deliveries)

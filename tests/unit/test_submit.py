@@ -9,7 +9,8 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives.asymmetric import rsa
 from test_signer import MESSAGE, txt_for, write_tables
 
+import bulkmail.submit
 from bulkmail.cli import build_parser
 from bulkmail.submit import (
     ConfigError,
+    Delivery,
+    exit_status,
     group_by_provider,
     lane_routes,
     parse_route,
@@ -51,6 +55,7 @@ class Instance:
     def __init__(self, refuse: dict[str, str] | None = None) -> None:
         self.refuse = refuse or {}
         self.received: list[Envelope] = []
+        self.data_reply: str | None = None  # the reply to the final dot, when not 250
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -61,8 +66,72 @@ class Instance:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
         self.received.append(envelope)
         return f"250 2.0.0 Ok: queued as Q{len(self.received)}"
+
+
+class Scripted:
+    """An SMTP server that plays along up to the final dot, then sends `after_dot` (maybe a
+    reply cut short, maybe nothing) and drops the connection; `silent`: it says nothing and
+    keeps the connection until the client gives up; `drop_at_data`: it closes instead of 354.
+    """
+
+    def __init__(
+        self, after_dot: bytes = b"", *, silent: bool = False, drop_at_data: bool = False
+    ) -> None:
+        self.after_dot, self.silent, self.drop_at_data = after_dot, silent, drop_at_data
+        self.messages: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _peer = self.listener.accept()
+            except TimeoutError:
+                continue
+            connection.settimeout(10)
+            with connection, connection.makefile("rb") as reader:
+                self.converse(connection, reader)
+
+    def converse(self, connection: socket.socket, reader: Any) -> None:
+        connection.sendall(b"220 scripted ESMTP\r\n")
+        for line in reader:
+            verb = line[:4].upper()
+            if verb == b"QUIT":
+                connection.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            if verb != b"DATA":
+                connection.sendall(b"250 2.0.0 Ok\r\n")
+                continue
+            if self.drop_at_data:
+                return
+            connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            self.messages.append(b"".join(iter(lambda: reader.readline(), b".\r\n")))
+            if self.silent:
+                reader.read()  # until the client closes
+            connection.sendall(self.after_dot)
+            return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[list[Scripted]]:
+    """Start Scripted servers by appending them; all are stopped after the test."""
+    servers: list[Scripted] = []
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 def free_port() -> int:
@@ -100,8 +169,11 @@ def submit(
     dns: fake_dns.FakeDns | None = None,
     message: bytes = MESSAGE,
     lane: str = "bulk",
+    break_key: Callable[[Path], None] | None = None,
 ) -> tuple[int, list[dict[str, Any]], str]:
     write_tables(tmp_path, key)
+    if break_key is not None:
+        break_key(tmp_path / "keys" / "example.test" / "lab2026a.private")
     routes, suffixes = tmp_path / "lane-routes.json", tmp_path / "provider-suffixes.json"
     routes.write_text(json.dumps({"lane-bulk": {
         provider: f"handoff:[127.0.0.1]:{port}" for provider, port in ports.items()
@@ -321,3 +393,255 @@ def test_python_dash_m_bulkmail_submit(tmp_path: Path, key: rsa.RSAPrivateKey) -
     )  # fmt: skip
     assert (result.returncode, result.stdout) == (2, b"")
     assert b"lane 'news' has no routes (lanes with routes: bulk)" in result.stderr
+
+
+# --- what is not the server's permanent refusal never exits 1 ------------------------------
+
+
+def test_a_connection_lost_after_the_final_dot_is_unknown_and_exits_3(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    instances: dict[str, tuple[Instance, int]],
+    scripted: list[Scripted],
+) -> None:
+    """The instance may have queued the message: neither sent nor failed, never retried as
+    temporary, and each group says what is known of it."""
+    dropper = Scripted()
+    scripted.append(dropper)
+    ports = {"google": instances["google"][1], "default": dropper.port, "microsoft": free_port()}
+
+    code, lines, err = submit(
+        tmp_path, key, ports, ["a@gmail.test", "b@example.org", "c@example.org", "d@contoso.test"]
+    )
+
+    assert code == 3
+    google, default, microsoft = lines
+    assert google["reply"] == "250 2.0.0 Ok: queued as Q1"
+    assert microsoft["temporary"] is True and "unknown" not in microsoft
+    assert default["recipients"] == ["b@example.org", "c@example.org"]
+    assert default["unknown"] is True
+    assert default["temporary"] is False  # a caller retrying what is temporary leaves it alone
+    assert "reply" not in default
+    error = default["error"]
+    assert error.startswith(f"127.0.0.1:{dropper.port}: outcome unknown: the connection was lost ")
+    assert "after the message's final '.' and before the reply" in error
+    assert "no reply and no queue id came" in error
+    assert "do not resend blindly, look in its log for Message-ID <1@example.test> first" in error
+    assert f"bulkmail submit: default: {error}" in err
+    [message] = dropper.messages  # it did arrive, whole and signed
+    assert message.startswith(b"DKIM-Signature:") and message.endswith(b"for a 2 KB body.\r\n")
+
+
+@pytest.mark.parametrize(
+    ("after_dot", "heard"),
+    [
+        (b"25", "the only reply was '25', cut short"),
+        (b"\r\n", "no reply and no queue id came"),
+        (b"ok, thanks\r\n", "the only reply was 'ok, thanks\\r\\n', cut short"),
+    ],
+)
+def test_a_reply_that_does_not_say_what_happened_is_unknown(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    scripted: list[Scripted],
+    after_dot: bytes,
+    heard: str,
+) -> None:
+    server = Scripted(after_dot)
+    scripted.append(server)
+
+    code, [line], _err = submit(tmp_path, key, {"default": server.port}, ["b@example.org"])
+
+    assert (code, line["unknown"]) == (3, True)
+    assert heard in line["error"]
+
+
+def test_a_reply_cut_short_after_its_code_says_what_happened(
+    tmp_path: Path, key: rsa.RSAPrivateKey, scripted: list[Scripted]
+) -> None:
+    """The code is whole: the server took the message (250) or refused it (554)."""
+    taken = Scripted(b"250 2.0.0 Ok: queued as 4Xk2")
+    refused = Scripted(b"554 5.7.1 no")
+    scripted += [taken, refused]
+
+    code, [line], _err = submit(tmp_path, key, {"default": taken.port}, ["b@example.org"])
+    assert code == 0
+    assert line["reply"].startswith("250 2.0.0 Ok: queued as 4Xk2 (the reply was cut short: ")
+
+    code, [line], _err = submit(tmp_path / "2", key, {"default": refused.port}, ["b@example.org"])
+    assert (code, line["temporary"]) == (1, False)
+    assert "unknown" not in line
+
+
+def test_no_reply_within_the_wait_after_the_final_dot_is_unknown(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    scripted: list[Scripted],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulkmail.submit, "DATA_END_TIMEOUT", 0.3)
+    server = Scripted(silent=True)
+    scripted.append(server)
+
+    code, [line], _err = submit(tmp_path, key, {"default": server.port}, ["b@example.org"])
+
+    assert (code, line["unknown"]) == (3, True)
+    assert "before the reply (timed out)" in line["error"]
+    assert len(server.messages) == 1
+
+
+def test_a_connection_lost_before_the_message_was_sent_is_temporary(
+    tmp_path: Path, key: rsa.RSAPrivateKey, scripted: list[Scripted]
+) -> None:
+    server = Scripted(drop_at_data=True)
+    scripted.append(server)
+
+    code, [line], _err = submit(tmp_path, key, {"default": server.port}, ["b@example.org"])
+
+    assert (code, line["temporary"]) == (75, True)
+    assert "unknown" not in line
+    assert "Connection unexpectedly closed" in line["error"]
+    assert server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "temporary"),
+    [("554 5.7.1 Message refused", 1, False), ("451 4.3.0 Try again later", 75, True)],
+)
+def test_the_reply_to_the_final_dot_decides_refused_or_retry(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    instances: dict[str, tuple[Instance, int]],
+    reply: str,
+    status: int,
+    temporary: bool,
+) -> None:
+    handler, port = instances["default"]
+    handler.data_reply = reply
+
+    code, [line], err = submit(tmp_path, key, {"default": port}, ["b@example.org"])
+
+    assert (code, line["temporary"], err) == (status, temporary, "")
+    assert line["error"] == f"127.0.0.1:{port}: {reply}"
+    assert "unknown" not in line and "reply" not in line
+
+
+@pytest.mark.parametrize(
+    ("key_file", "problem"),
+    [("garbage", "is not a PEM private key"), ("directory", "cannot read key")],
+)
+def test_a_key_file_that_is_not_a_key_exits_2_not_1(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    instances: dict[str, tuple[Instance, int]],
+    key_file: str,
+    problem: str,
+) -> None:
+    def break_key(path: Path) -> None:
+        path.unlink()
+        if key_file == "garbage":
+            path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        else:
+            path.mkdir()
+
+    ports = {name: port for name, (_handler, port) in instances.items()}
+
+    code, lines, err = submit(tmp_path, key, ports, ["a@gmail.test"], break_key=break_key)
+
+    assert (code, lines) == (2, [])
+    assert "KeyTable:2: " in err and problem in err
+    assert err.rstrip().endswith("; nothing was sent")
+    assert all(not handler.received for handler, _port in instances.values())
+
+
+def test_a_bug_before_sending_exits_70_and_says_nothing_was_sent(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    instances: dict[str, tuple[Instance, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken_classify(*_args: Any) -> dict[str, str | None]:
+        raise KeyError("mx")
+
+    monkeypatch.setattr(bulkmail.submit, "classify", broken_classify)
+    ports = {name: port for name, (_handler, port) in instances.items()}
+
+    code, lines, err = submit(tmp_path, key, ports, ["a@gmail.test"])
+
+    assert (code, lines) == (70, [])
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1] == (
+        "bulkmail submit: internal error (a bug in bulkmail): KeyError: 'mx'; nothing was sent"
+    )
+    assert all(not handler.received for handler, _port in instances.values())
+
+
+def test_a_bug_during_a_transaction_exits_70_and_says_what_was_sent(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    instances: dict[str, tuple[Instance, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the final dot the group was not sent; after it, its outcome is unknown."""
+    ports = {name: port for name, (_handler, port) in instances.items()}
+    real_reply = bulkmail.submit.data_end_reply
+
+    def broken_reply(smtp: Any) -> tuple[int, bytes]:
+        if smtp.sock.getpeername()[1] == ports["default"]:
+            raise ZeroDivisionError("division by zero")
+        return real_reply(smtp)
+
+    monkeypatch.setattr(bulkmail.submit, "data_end_reply", broken_reply)
+
+    code, [google, default], err = submit(tmp_path, key, ports, ["a@gmail.test", "b@example.org"])
+
+    assert code == 70
+    assert google["reply"] == "250 2.0.0 Ok: queued as Q1"
+    assert (default["unknown"], default["internal_error"], default["temporary"]) == (
+        True, True, False,
+    )  # fmt: skip
+    assert "outcome unknown: " in default["error"]
+    assert (
+        "(internal error (a bug in bulkmail): ZeroDivisionError: division by zero)"
+        in (default["error"])
+    )
+    assert "bulkmail submit: default: " in err
+
+    def broken_rcpt(*_args: Any) -> tuple[int, bytes]:
+        raise TypeError("rcpt")
+
+    monkeypatch.setattr(bulkmail.submit.smtplib.SMTP, "rcpt", broken_rcpt)
+    code, [line], _err = submit(tmp_path / "2", key, ports, ["c@example.org"])
+    assert code == 70
+    assert line["error"] == (
+        f"127.0.0.1:{ports['default']}: internal error (a bug in bulkmail): TypeError: rcpt; "
+        "the message was not sent to these recipients"
+    )
+    assert (line["internal_error"], line["temporary"]) == (True, False)
+    assert "unknown" not in line
+    assert len(instances["default"][0].received) == 1  # b@, before; nothing for c@
+
+
+def test_the_exit_status_puts_a_bug_then_unknown_then_retry_then_refused() -> None:
+    def group(**state: Any) -> Delivery:
+        return Delivery("p", "handoff:[h]:1", ["a@x.test"], **state)
+
+    taken = group(reply="250 ok")
+    refused = group(error="550", temporary=False)
+    deferred = group(error="451", temporary=True)
+    unknown = group(error="lost", unknown=True)
+    bug = group(error="bug", internal=True)
+    assert exit_status([taken]) == 0
+    assert exit_status([taken, refused]) == 1
+    assert exit_status([refused, deferred]) == 75
+    assert exit_status([refused, deferred, unknown]) == 3
+    assert exit_status([unknown, bug, deferred]) == 70
+
+
+def test_the_help_lists_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["submit", "--help"])
+    out = capsys.readouterr().out
+    for status in ("0   every", "1   the server refused", "2   nothing was sent", "3   unknown",
+                   "70  internal error", "75  try again later"):  # fmt: skip
+        assert f"\n  {status}" in out
