@@ -6,8 +6,9 @@ Standard library only: it runs with Debian's python3 in the client container.
   # 10 messages, authenticated submission (STARTTLS, then AUTH) on 587
   send_mail.py --host 10.25.0.10 --user app@example.test --password ... \\
       --from app@example.test --to alice@gmail.test,bob@outlook.test --count 10
-  # trusted-network submission on 25, no AUTH
-  send_mail.py --host 10.25.0.10 --port 25 --from app@example.test --to carol@yahoo.test
+  # trusted-network submission on 25, no AUTH (from the tenant network's address)
+  send_mail.py --host 10.25.0.10 --port 25 --source 10.25.0.113 --from app@shop.test \\
+      --to carol@yahoo.test
   # safety checks: passes only when every message is refused with an SMTP reply
   send_mail.py --host 198.51.100.10 --port 25 --from x@stranger.test \\
       --to victim@gmail.test --expect-refusal
@@ -91,7 +92,14 @@ class Submitter:
 
     def _connect(self) -> smtplib.SMTP:
         args = self.args
-        client = smtplib.SMTP(args.host, args.port, local_hostname=args.helo, timeout=args.timeout)
+        source = (args.source, 0) if args.source else None
+        client = smtplib.SMTP(
+            args.host,
+            args.port,
+            local_hostname=args.helo,
+            timeout=args.timeout,
+            source_address=source,
+        )
         try:
             code, reply = client.ehlo()
             if code != 250:
@@ -171,6 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--subject", default="bulkmail lab")
     parser.add_argument("--header", action="append", default=[], help="extra 'Name: value'")
     parser.add_argument("--helo", default="client.lab.test")
+    parser.add_argument("--source", help="local address to connect from (a trusted network's)")
     parser.add_argument(
         "--tls",
         choices=("auto", "required", "none"),

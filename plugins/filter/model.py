@@ -1,5 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin filters over plugins/module_utils/model (documented in model.yml, model_summary.yml)."""
+"""Thin filters over plugins/module_utils/model (documented in model.yml, model_summary.yml,
+model_hosts.yml, sender_identities.yml)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
     parse_model,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import plain, plain_hosts
+from ansible_collections.bulkmail.infra.plugins.module_utils.sender_guard import sender_identities
 
 
 def model(variables: Any, groups: Any, hosts: Any) -> dict[str, Any]:
@@ -69,8 +71,21 @@ def hosts(inputs: Any, group: str) -> list[dict[str, Any]]:
     return group_hosts(inputs, group)
 
 
+def identities(inputs: Any) -> dict[str, Any]:
+    """The sender guard's data: who may send as which domain (no secret)."""
+    try:
+        return sender_identities(parse_model(inputs))
+    except ModelError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
 class FilterModule:
     """The bulkmail inventory model."""
 
     def filters(self) -> dict[str, Any]:
-        return {"model": model, "model_summary": summary, "model_hosts": hosts}
+        return {
+            "model": model,
+            "model_summary": summary,
+            "model_hosts": hosts,
+            "sender_identities": identities,
+        }

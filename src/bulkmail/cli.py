@@ -2,6 +2,7 @@
 
     bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
+    bulkmail sender-guard --identities FILE [--listen HOST:PORT]   (see bulkmail.sender_guard)
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
                                                                    (see bulkmail.signer)
     bulkmail submit --lane LANE --from SENDER --to RCPT... < message (see bulkmail.submit)
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import TextIO
 
-from bulkmail import check_dns, provider_map, signer, submit
+from bulkmail import check_dns, provider_map, sender_guard, signer, submit
 from bulkmail.logic.dns.report import Resolve
 
 
@@ -54,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     provider_map.add_arguments(shaping)
+    guard = commands.add_parser(
+        "sender-guard",
+        help="milter: an account or trusted network sends only as the domains it owns",
+        description=(
+            "Serve the milter protocol in front of OpenDKIM: a message whose From or Sender "
+            "header names a domain its sender (SASL account or trusted network) does not own "
+            "is rejected with 5.7.1 and never signed."
+        ),
+    )
+    sender_guard.add_arguments(guard)
     sign = commands.add_parser(
         "sign",
         help="DKIM-sign the message on stdin with OpenDKIM's keys and tables",
@@ -93,6 +104,8 @@ def main(
         return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
     if args.command == "provider-map":
         return provider_map.run(args)
+    if args.command == "sender-guard":
+        return sender_guard.run(args)
     if args.command == "sign":
         return signer.run(args)
     if args.command == "submit":

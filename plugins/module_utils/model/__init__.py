@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .access import SubmissionAccount, parse_submission_accounts, parse_trusted_networks
+from .access import (
+    SubmissionAccount,
+    TrustedNetwork,
+    check_network_domains,
+    parse_submission_accounts,
+    parse_trusted_networks,
+)
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
 from .fields import secret, show
@@ -71,8 +77,13 @@ class Model:
     relays: tuple[Relay, ...] = ()
     providers: tuple[Provider, ...] = DEFAULT_PROVIDERS
     lanes: tuple[Lane, ...] = ()
-    trusted_networks: tuple[str, ...] = ()
+    trusted_senders: tuple[TrustedNetwork, ...] = ()
     submission_accounts: tuple[SubmissionAccount, ...] = ()
+
+    @property
+    def trusted_networks(self) -> tuple[str, ...]:
+        """The networks that relay without SASL (Postfix's mynetworks besides loopback)."""
+        return tuple(sender.network for sender in self.trusted_senders)
 
     @property
     def pool_addresses(self) -> tuple[str, ...]:
@@ -220,7 +231,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
     step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
     step(
-        "trusted_networks",
+        "trusted_senders",
         lambda: parse_trusted_networks(
             raw.get("bulkmail_trusted_networks"), raw.get("bulkmail_trusted_networks_allow_wide")
         ),
@@ -248,6 +259,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     model = Model(**{key: value for key, value in parsed.items() if not key.startswith("_")})
     errors += check_hosts(model.smtp_hosts, model.dns_hosts, model.hosts, model.ip_pools)
     errors += _cross_checks(model)
+    errors += check_network_domains(model.trusted_senders, [d.name for d in model.domains])
     raise_collected(errors)
     return model
 
@@ -283,6 +295,10 @@ def model_summary(model: Model) -> dict[str, Any]:
         "providers": [provider.name for provider in model.providers],
         "lanes": [lane.name for lane in model.lanes],
         "trusted_networks": list(model.trusted_networks),
+        "trusted_senders": {
+            sender.network: "all" if sender.domains is None else list(sender.domains)
+            for sender in model.trusted_senders
+        },
         "submission_accounts": [account.username for account in model.submission_accounts],
     }
 
@@ -300,6 +316,7 @@ __all__ = [
     "Provider",
     "Relay",
     "SubmissionAccount",
+    "TrustedNetwork",
     "VolumeProfile",
     "group_hosts",
     "model_inputs",

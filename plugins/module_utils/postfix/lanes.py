@@ -338,7 +338,11 @@ def postfix_instances(
     lane = Lane(TRANSACTIONAL, "")
     if model.is_graveyard(name):
         layer = graveyard_settings(model.primaries, active_limit, size_limit)
-        return (Instance(lane, tuple(layer), (), graveyard=True),)
+        # It signs nothing and holds no key: an account's mail must go to a primary.
+        closed = MasterService("submission", "inet", "smtpd",
+                               "no submission on a graveyard: it holds no DKIM key",
+                               private="n", chroot="y")  # fmt: skip
+        return (Instance(lane, tuple(layer), ((closed, False),), graveyard=True),)
     providers = [provider.name for provider in model.providers]
     instances = primary_instances(
         model.host(name),

@@ -181,7 +181,7 @@ LAB_VARIABLES: dict[str, Any] = {
         "transactional": {"pool": "transactional"},
         "bulk": {"pool": "bulk", "port": 2525, "fallback": True, "per_provider": True},
     },
-    "bulkmail_trusted_networks": ["10.25.0.96/27"],
+    "bulkmail_trusted_networks": [{"network": "10.25.0.96/27", "domains": "all"}],
     "bulkmail_volume": {"messages_per_day": 20000, "peak_per_hour": 5000, "message_size_kb": 50},
     "bulkmail_providers": {
         "google": {"extra_mx_suffixes": [".google.test"]},

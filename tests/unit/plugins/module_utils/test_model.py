@@ -332,7 +332,7 @@ def test_every_problem_is_reported_at_once() -> None:
         bulkmail_domains=with_domain(1, name="Shop.test"),
         bulkmail_volume={"messages_per_day": -1, "peak_per_hour": 10},
         bulkmail_relays=with_relay("relay1", password=""),
-        bulkmail_trusted_networks=["10.25.0.96/33"],
+        bulkmail_trusted_networks=[trusted("10.25.0.96/33")],
     )
     with pytest.raises(ModelErrors) as caught:
         parse_model(inputs)
@@ -341,7 +341,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "bulkmail_domains[1].name",
         "bulkmail_volume.messages_per_day",
         "bulkmail_relays.relay1.password",
-        "bulkmail_trusted_networks[0]",
+        "bulkmail_trusted_networks[0].network",
     ]
     assert str(caught.value).startswith("4 problems in the inventory model:\n- bulkmail_domains")
 
@@ -364,6 +364,10 @@ def test_the_cross_checks_report_every_problem_at_once() -> None:
 # --- who may relay: bulkmail_trusted_networks ----------------------------------------------
 
 
+def trusted(network: str, domains: object = "all") -> dict[str, object]:
+    return {"network": network, "domains": domains}
+
+
 @pytest.mark.parametrize(
     ("network", "message"),
     [
@@ -380,17 +384,17 @@ def test_the_cross_checks_report_every_problem_at_once() -> None:
     ],
 )  # fmt: skip
 def test_a_trusted_network_the_model_does_not_allow_is_refused(network: str, message: str) -> None:
-    inputs = lab_inventory(bulkmail_trusted_networks=["192.0.2.0/24", network])
-    assert problem(inputs).startswith(f"bulkmail_trusted_networks[1]: {message}")
+    inputs = lab_inventory(bulkmail_trusted_networks=[trusted("192.0.2.0/24"), trusted(network)])
+    assert problem(inputs).startswith(f"bulkmail_trusted_networks[1].network: {message}")
 
 
 def test_every_address_is_refused_even_when_allowed_wide() -> None:
     inputs = lab_inventory(
-        bulkmail_trusted_networks=["0.0.0.0/0"],
+        bulkmail_trusted_networks=[trusted("0.0.0.0/0")],
         bulkmail_trusted_networks_allow_wide=["0.0.0.0/0"],
     )
     found = problems(inputs)
-    assert found[0].startswith("bulkmail_trusted_networks[0]: '0.0.0.0/0' is every address")
+    assert found[0].startswith("bulkmail_trusted_networks[0].network: '0.0.0.0/0' is every address")
     # It is listed in bulkmail_trusted_networks: no message may say to list it there.
     assert not [message for message in found if "is not in bulkmail_trusted_networks" in message]
 
@@ -404,16 +408,61 @@ def test_a_network_allowed_wide_must_be_trusted_too() -> None:
 
 def test_a_wide_network_is_accepted_when_also_listed_as_meant() -> None:
     model = lab_model(
-        bulkmail_trusted_networks=["10.0.0.0/8"],
+        bulkmail_trusted_networks=[trusted("10.0.0.0/8")],
         bulkmail_trusted_networks_allow_wide=["10.0.0.0/8"],
     )
     assert model.trusted_networks == ("10.0.0.0/8",)
 
 
 def test_a_16_is_accepted() -> None:
-    assert lab_model(bulkmail_trusted_networks=["10.25.0.0/16"]).trusted_networks == (
+    assert lab_model(bulkmail_trusted_networks=[trusted("10.25.0.0/16")]).trusted_networks == (
         "10.25.0.0/16",
     )
+
+
+def test_a_bare_network_must_name_its_domains() -> None:
+    assert problem(lab_inventory(bulkmail_trusted_networks=["10.25.0.96/27"])).startswith(
+        "bulkmail_trusted_networks[0]: '10.25.0.96/27' names no domains: write "
+        "{network: 10.25.0.96/27, domains: [...]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("domains", "path", "message"),
+    [
+        ([], "domains", "is empty: a network that sends as no domain needs no trust"),
+        ("every", "domains", "'every' is neither a list of sending domains nor 'all'"),
+        (None, "domains", "None (NoneType) is neither a list of sending domains nor 'all'"),
+        (["shop.test", "shop.test"], "domains[1]", "'shop.test' is listed twice"),
+        (["other.test"], "domains[0]", "'other.test' is not a sending domain (known: "
+                                       "example.test, shop.test, agency.test)"),
+    ],
+)  # fmt: skip
+def test_a_trusted_network_names_sending_domains(domains: object, path: str, message: str) -> None:
+    inputs = lab_inventory(bulkmail_trusted_networks=[trusted("10.25.0.96/27", domains)])
+    assert problem(inputs).startswith(f"bulkmail_trusted_networks[0].{path}: {message}")
+
+
+def test_trusted_networks_may_not_overlap() -> None:
+    inputs = lab_inventory(
+        bulkmail_trusted_networks=[trusted("10.25.0.0/24"), trusted("10.25.0.96/27", ["shop.test"])]
+    )
+    assert problem(inputs).startswith(
+        "bulkmail_trusted_networks[1].network: 10.25.0.96/27 overlaps 10.25.0.0/24, listed before"
+    )
+
+
+def test_a_network_keeps_its_domains() -> None:
+    model = lab_model(
+        bulkmail_trusted_networks=[
+            trusted("10.25.0.96/28"),
+            trusted("10.25.0.112/28", ["shop.test"]),
+        ]
+    )
+    first, second = model.trusted_senders
+    assert first.domains is None and first.may_send_as("example.test")
+    assert second.domains == ("shop.test",) and not second.may_send_as("example.test")
+    assert model.trusted_networks == ("10.25.0.96/28", "10.25.0.112/28")
 
 
 # --- secrets: present, no placeholder, one line, never echoed ------------------------------

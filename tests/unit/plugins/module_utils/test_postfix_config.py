@@ -38,7 +38,10 @@ DOMAINS: list[dict[str, Any]] = [
 VARIABLES: dict[str, Any] = {
     "bulkmail_domains": DOMAINS,
     "bulkmail_ip_pools": {"transactional": ["198.51.100.10"], "bulk": ["198.51.100.11"]},
-    "bulkmail_trusted_networks": ["10.25.0.96/27", "192.0.2.0/24"],
+    "bulkmail_trusted_networks": [
+        {"network": "10.25.0.96/27", "domains": "all"},
+        {"network": "192.0.2.0/24", "domains": "all"},
+    ],
     "bulkmail_volume": VOLUME,
 }
 # The host under test sends from the bulk pool; smtp2 owns the transactional address.
@@ -113,8 +116,9 @@ def test_port_25_offers_no_authentication() -> None:
     ],
 )
 def test_bad_trusted_network_is_refused_with_the_fix(network: str, hint: str) -> None:
-    message = problem(config_inventory(bulkmail_trusted_networks=[network]))
-    assert message.startswith("bulkmail_trusted_networks[0]: ")
+    inputs = config_inventory(bulkmail_trusted_networks=[{"network": network, "domains": "all"}])
+    message = problem(inputs)
+    assert message.startswith("bulkmail_trusted_networks[0].network: ")
     assert hint in message
 
 
@@ -183,7 +187,8 @@ def test_account_outside_the_sending_domains_is_refused(username: str) -> None:
 def test_milter_failure_defers_mail_instead_of_sending_it_unsigned() -> None:
     cf = main_cf()
     assert cf["milter_default_action"] == "tempfail"
-    assert cf["smtpd_milters"] == "inet:127.0.0.1:8891"
+    # The sender guard first: what it refuses never reaches OpenDKIM.
+    assert cf["smtpd_milters"] == "inet:127.0.0.1:8893, inet:127.0.0.1:8891"
     assert cf["non_smtpd_milters"] == "$smtpd_milters"
 
 
@@ -372,7 +377,7 @@ def test_with_option_replaces_an_option_of_the_same_name() -> None:
 def test_smtp_host_is_plain_data() -> None:
     built = host()
     assert isinstance(built, SmtpHost)
-    assert built.milters == ("inet:127.0.0.1:8891",)
+    assert built.milters == ("inet:127.0.0.1:8893", "inet:127.0.0.1:8891")
     assert built.trusted_networks == ("10.25.0.96/27", "192.0.2.0/24")
     assert host(size_limit=1048576).message_size_limit == 1048576
     assert main_cf()["message_size_limit"] == str(SIZE_LIMIT)

@@ -125,7 +125,9 @@ def test_provider_map_becomes_transport_maps() -> None:
 
 
 def test_layers_merge_into_a_valid_postfix_configuration() -> None:
-    model = parse_model(smtp_inventory(bulkmail_trusted_networks=["10.0.1.0/24"]))
+    model = parse_model(
+        smtp_inventory(bulkmail_trusted_networks=[{"network": "10.0.1.0/24", "domains": "all"}])
+    )
     host = smtp_host(model, "smtp1", size_limit=26214400)
     derived = postfix_tuning(model, primaries=1).as_dict()
     main = merge_settings(postfix_main_cf(host), settings_from_data(derived["main_cf"], "t"))
