@@ -11,7 +11,7 @@ what is deployed is what was validated (docs/decisions.md, "One model").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .access import (
@@ -21,6 +21,7 @@ from .access import (
     parse_submission_accounts,
     parse_trusted_networks,
 )
+from .admin import Administration, parse_administration
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
 from .fields import secret, show
@@ -46,6 +47,9 @@ MODEL_VARIABLES = (
     "bulkmail_lanes",
     "bulkmail_trusted_networks",
     "bulkmail_trusted_networks_allow_wide",
+    "bulkmail_admin_networks",
+    "bulkmail_admin_ssh",
+    "bulkmail_firewall",
     "bulkmail_submission_accounts",
     "bulkmail_db_app_password",
     "bulkmail_db_reader_password",
@@ -73,12 +77,15 @@ class Model:
     graveyards: tuple[Host, ...] = ()
     # The web hosts serve the MTA-STS policies at their public address.
     web_hosts: tuple[Host, ...] = ()
+    db_hosts: tuple[Host, ...] = ()
     volume: VolumeProfile | None = None
     relays: tuple[Relay, ...] = ()
     providers: tuple[Provider, ...] = DEFAULT_PROVIDERS
     lanes: tuple[Lane, ...] = ()
     trusted_senders: tuple[TrustedNetwork, ...] = ()
     submission_accounts: tuple[SubmissionAccount, ...] = ()
+    # SSH's networks and the host firewall's switches (model/admin.py).
+    admin: Administration = field(default_factory=Administration)
 
     @property
     def trusted_networks(self) -> tuple[str, ...]:
@@ -226,6 +233,8 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
             why="the web hosts serve the MTA-STS policies at their public address",
         ),
     )
+    step("db_hosts", lambda: parse_hosts(group_hosts(inputs, "db"), group="db"))
+    step("admin", lambda: parse_administration(raw, has_hosts=bool(inputs.get("hosts"))))
     volume = raw.get("bulkmail_volume")
     step("volume", lambda: None if volume is None else parse_volume(volume))
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
@@ -300,6 +309,8 @@ def model_summary(model: Model) -> dict[str, Any]:
             for sender in model.trusted_senders
         },
         "submission_accounts": [account.username for account in model.submission_accounts],
+        "firewall": model.admin.firewall,
+        "admin_networks": list(model.admin.networks),
     }
 
 
@@ -307,6 +318,7 @@ __all__ = [
     "GROUPS",
     "HOST_VARIABLES",
     "MODEL_VARIABLES",
+    "Administration",
     "Domain",
     "Host",
     "Lane",

@@ -27,6 +27,9 @@ Hosts = Sequence[Mapping[str, Any]]
 # Small enough that Postfix's own defaults are the floor; parse_model wants a volume as soon
 # as there are smtp hosts.
 VOLUME: dict[str, Any] = {"messages_per_day": 20000, "peak_per_hour": 5000}
+# With hosts and the firewall on (the default), the model wants SSH's networks
+# (model/admin.py); `inventory()` gives the lab's unless the variables name their own.
+ADMIN_NETWORKS = ["10.25.0.0/28"]
 
 
 def inventory(
@@ -42,6 +45,7 @@ def inventory(
 
     The smtp_fallback hosts are smtp hosts too: the group is a child of smtp, as in the lab.
     """
+    variables = {"bulkmail_admin_networks": ADMIN_NETWORKS, **variables}
     members: dict[str, Hosts] = {
         "smtp": [*smtp, *smtp_fallback],
         "smtp_fallback": smtp_fallback,
@@ -182,6 +186,7 @@ LAB_VARIABLES: dict[str, Any] = {
         "bulk": {"pool": "bulk", "port": 2525, "fallback": True, "per_provider": True},
     },
     "bulkmail_trusted_networks": [{"network": "10.25.0.96/27", "domains": "all"}],
+    "bulkmail_admin_networks": ADMIN_NETWORKS,
     "bulkmail_volume": {"messages_per_day": 20000, "peak_per_hour": 5000, "message_size_kb": 50},
     "bulkmail_providers": {
         "google": {"extra_mx_suffixes": [".google.test"]},
