@@ -10,7 +10,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import ModelError, raise_collected
-from .fields import check_keys, secret, show, validate_domain_name, whole_number
+from .fields import (
+    check_keys,
+    entry_path,
+    secret,
+    show,
+    str_list,
+    validate_domain_name,
+    whole_number,
+)
 
 # Postfix's default recipients per message transaction: a provider's starting value.
 POSTFIX_RECIPIENT_LIMIT = 50
@@ -25,7 +33,9 @@ VOLUME_KEYS = (
     "max_message_size_kb",
     "queue_lifetime_hours",
 )
-RELAY_KEYS = ("host", "port", "username", "password")
+RELAY_KEYS = ("host", "port", "username", "password", "tls_fingerprint")
+# A SHA-256 digest as Postfix's smtp_tls_fingerprint_digest = sha256 compares it: 32 octets.
+SHA256_OCTETS = 32
 PROVIDER_KEYS = (
     "extra_mx_suffixes",
     "concurrency",
@@ -59,13 +69,20 @@ class VolumeProfile:
 
 @dataclass(frozen=True)
 class Relay:
-    """One entry of `bulkmail_relays`: an external smarthost with its SASL credentials."""
+    """One entry of `bulkmail_relays`: an external smarthost with its SASL credentials.
+
+    The relay's certificate is verified before any credential is sent: against the system's
+    CAs and the relay's host name, or, with `tls_fingerprints`, against those SHA-256 digests
+    (of the relay's public key, which survives a certificate renewal with the same key, or of
+    its certificate: Postfix compares both).
+    """
 
     name: str
     host: str
     port: int
     username: str
     password: str
+    tls_fingerprints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,8 +163,48 @@ def parse_volume(raw: Any, path: str = "bulkmail_volume") -> VolumeProfile:
     return profile
 
 
+def tls_fingerprint(value: Any, path: str) -> str:
+    """A SHA-256 fingerprint in Postfix's form (upper-case hex, a colon between octets).
+
+    Colons and case are free in the inventory: `openssl dgst -sha256 -c` and `openssl x509
+    -fingerprint -sha256` print them differently.
+    """
+    how = (
+        "give the relay's SHA-256 public-key digest: openssl s_client -connect HOST:PORT "
+        "-starttls smtp </dev/null | openssl x509 -noout -pubkey | openssl pkey -pubin "
+        "-outform DER | openssl dgst -sha256 -c"
+    )
+    if not isinstance(value, str) or not value.strip():
+        raise ModelError(path, f"{show(value)} is not a fingerprint; {how}")
+    digits = value.strip().replace(":", "")
+    if len(digits) != 2 * SHA256_OCTETS or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ModelError(
+            path,
+            f"{value.strip()[:100]!r} is not a SHA-256 fingerprint ({SHA256_OCTETS} octets in "
+            f"hex, colons optional); {how}",
+        )
+    digits = digits.upper()
+    return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+
+
+def _tls_fingerprints(raw: Any, path: str) -> tuple[str, ...]:
+    """One fingerprint, or a list of them (a relay rolling over to a new key: pin both)."""
+    if raw is None:
+        return ()
+    items = str_list(raw, path)
+    if not items:
+        raise ModelError(path, "is an empty list; pin one fingerprint at least, or leave it out")
+    pins: list[str] = []
+    for index, item in enumerate(items):
+        pin = tls_fingerprint(item, entry_path(path, raw, index))
+        if pin not in pins:
+            pins.append(pin)
+    return tuple(pins)
+
+
 def parse_relays(raw: Any, path: str = "bulkmail_relays") -> tuple[Relay, ...]:
-    """Parse `bulkmail_relays`: name -> {host, port, username, password}; credentials required."""
+    """Parse `bulkmail_relays`: name -> {host, port, username, password[, tls_fingerprint]};
+    credentials required."""
     if raw is None:
         return ()
     if not isinstance(raw, Mapping):
@@ -177,8 +234,9 @@ def parse_relays(raw: Any, path: str = "bulkmail_relays") -> tuple[Relay, ...]:
                 key: secret(settings.get(key), f"{where}.{key}", hint.format(key=key))
                 for key in ("username", "password")
             }
+            pins = _tls_fingerprints(settings.get("tls_fingerprint"), f"{where}.tls_fingerprint")
             relays.append(Relay(name, host, port, credentials["username"],
-                                credentials["password"]))  # fmt: skip
+                                credentials["password"], pins))  # fmt: skip
         except ModelError as error:
             errors.append(error)
     raise_collected(errors)

@@ -27,6 +27,14 @@ DEFAULT_MILTERS = ("inet:127.0.0.1:8893", "inet:127.0.0.1:8891")
 DEFAULT_SASL_PATH = "private/auth"
 DEFAULT_SENDER_LOGIN_MAP = "texthash:/etc/postfix/sender_login"
 DEFAULT_MESSAGE_SIZE_LIMIT = 26214400  # 25 MiB
+# AUTH commands a client may send to 587 per minute (anvil_rate_time_unit): enough for an
+# application that reconnects, a brake on guessing passwords. 0 turns the limit off.
+DEFAULT_AUTH_RATE_LIMIT = 10
+# Postfix's own "high" list (its default tls_high_cipherlist), reordered only, never widened:
+# ECDHE before DHE, authenticated before anonymous, forward secrecy before static RSA, and
+# every AEAD suite before every CBC one (the suites with a MAC: SHA1, SHA256, SHA384). With
+# the server's order preferred (submission), a TLS 1.2 client that has an AEAD suite gets one.
+HIGH_CIPHERLIST_AEAD_FIRST = "aNULL:-aNULL:HIGH:@STRENGTH:+DHE:+aNULL:+kRSA:+SHA1:+SHA256:+SHA384"
 
 MASTER_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
 
@@ -106,11 +114,19 @@ class SmtpHost:
     sasl_path: str = DEFAULT_SASL_PATH
     sender_login_map: str = DEFAULT_SENDER_LOGIN_MAP
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
 
 
 # --------------------------------------------------------------------------- input
 
-OPTION_KEYS = ("milters", "tls_cert_file", "tls_key_file", "sasl_path", "sender_login_map")
+OPTION_KEYS = (
+    "milters",
+    "tls_cert_file",
+    "tls_key_file",
+    "sasl_path",
+    "sender_login_map",
+    "auth_rate_limit",
+)
 
 
 def smtp_host(
@@ -146,6 +162,9 @@ def smtp_host(
             options.get("sender_login_map", DEFAULT_SENDER_LOGIN_MAP), "postfix_sender_login_map"
         ),
         message_size_limit=size_limit,
+        auth_rate_limit=_count(
+            options.get("auth_rate_limit", DEFAULT_AUTH_RATE_LIMIT), "postfix_auth_rate_limit"
+        ),
     )
 
 
@@ -154,6 +173,15 @@ def _nonempty(value: Any, name: str) -> str:
         raise ModelError(name, f"{show(value)} is not a non-empty string")
     if any(c.isspace() for c in value):
         raise ModelError(name, f"{value!r} must not contain whitespace")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    """A whole number >= 0 (templating may hand it over as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelError(name, f"{show(value)} is not a whole number >= 0 (0 turns it off)")
     return value
 
 
@@ -263,6 +291,13 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
             host.sender_login_map,
             "which SASL account owns which sender domain (submission rejects the others)",
         ),
+        s(
+            "smtpd_client_auth_rate_limit",
+            str(host.auth_rate_limit),
+            "AUTH commands per client and minute on 587 (postfix_auth_rate_limit): password "
+            "guessing is slowed; the trusted networks are exempt (Postfix's default)",
+        ),
+        s("anvil_rate_time_unit", "60s", "the rate limits count per minute"),
         s("smtpd_tls_cert_file", host.tls_cert_file, "certificate offered with STARTTLS"),
         s("smtpd_tls_key_file", host.tls_key_file, "private key of that certificate"),
         s("smtpd_tls_security_level", "may", "STARTTLS offered on port 25; 587 requires it"),
@@ -271,6 +306,21 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
             "smtpd_tls_mandatory_protocols",
             ">=TLSv1.2",
             "where TLS is required (587), old protocol versions are refused",
+        ),
+        s(
+            "smtpd_tls_protocols",
+            ">=TLSv1.2",
+            "port 25 too: Debian 12's OpenSSL refuses TLS 1.0 and 1.1 anyway; said, not implied",
+        ),
+        s(
+            "smtpd_tls_mandatory_ciphers",
+            "high",
+            "587: high-grade suites only, AEAD first (tls_high_cipherlist)",
+        ),
+        s(
+            "tls_high_cipherlist",
+            HIGH_CIPHERLIST_AEAD_FIRST,
+            "Postfix's high list reordered, not widened: ECDHE and AEAD first, CBC suites last",
         ),
         s("smtpd_tls_loglevel", "1", "log one line per TLS session, for audits"),
         s(
@@ -287,6 +337,16 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
             "smtp_tls_CAfile",
             "/etc/ssl/certs/ca-certificates.crt",
             "logs say whether a receiver's certificate is trusted (read before chroot)",
+        ),
+        s(
+            "smtp_tls_mandatory_protocols",
+            ">=TLSv1.2",
+            "where TLS is required (the relays), TLS 1.2 and 1.3 only",
+        ),
+        s(
+            "smtp_tls_mandatory_ciphers",
+            "high",
+            "towards the relays high-grade suites only, AEAD offered first",
         ),
         s("smtp_tls_loglevel", "1", "log one line per TLS session, for TLS reporting"),
         s(
@@ -323,6 +383,11 @@ def postfix_master_services(host: SmtpHost) -> list[MasterService]:
         o("smtpd_tls_security_level", "encrypt", "no session without TLS"),
         o("smtpd_sasl_auth_enable", "yes", "clients log in with a submission account"),
         o("smtpd_tls_auth_only", "yes", "AUTH is offered only after STARTTLS"),
+        o(
+            "tls_preempt_cipherlist",
+            "yes",
+            "our order (AEAD first) wins: no CBC suite for a client that has an AEAD one",
+        ),
         o(
             "smtpd_client_restrictions",
             _join(["permit_sasl_authenticated", "reject"], ","),

@@ -226,6 +226,19 @@ def _nexthop(relay: Relay) -> str:
     return f"[{relay.host}]:{relay.port}"
 
 
+def relay_tls_policy(relay: Relay) -> str:
+    """The smtp_tls_policy_maps entry of a relay's next hop: its certificate is verified.
+
+    `secure match=nexthop`: a chain to a CA in smtp_tls_CAfile (the system's) and the relay's
+    host name in the certificate; the name is the configured next hop, never one taken from
+    DNS. `fingerprint`: the relay's pinned SHA-256 digests (`tls_fingerprint`), for a relay
+    whose certificate no public CA signs; expiry and chain are then not checked.
+    """
+    if relay.tls_fingerprints:
+        return f"fingerprint match={'|'.join(relay.tls_fingerprints)}"
+    return "secure match=nexthop"
+
+
 def relay_routes(
     domains: Sequence[Domain], relays: Sequence[Relay]
 ) -> tuple[list[Setting], list[dict[str, Any]]]:
@@ -238,8 +251,13 @@ def relay_routes(
     straight to Gmail's MX). A FILTER decides the transport and next hop for the whole
     message, above transport maps. The next hops are a list (Postfix 3.5+ tries them in order:
     the backup when the first does not answer); the password table is keyed by next hop, so
-    each relay gets its own credentials; the TLS policy makes TLS mandatory towards relays, so
-    no password crosses the network in clear.
+    each relay gets its own credentials.
+
+    The TLS policy verifies each relay before it gets them (`relay_tls_policy`): Postfix
+    defers the message, before AUTH, when the certificate does not verify; and the SASL
+    options allow the plain-text mechanisms (PLAIN, LOGIN: all most relays offer) only inside
+    TLS whose certificate was verified, so even a weakened policy never hands a password to
+    whoever answers on the path.
     """
     by_name = {relay.name: relay for relay in relays}
     routes = [
@@ -252,7 +270,7 @@ def relay_routes(
     used = sorted({name for d in domains for name in d.relays})
     passwords = [f"{_nexthop(by_name[n])} {by_name[n].username}:{by_name[n].password}"
                  for n in used]  # fmt: skip
-    policies = [f"{_nexthop(by_name[name])} encrypt" for name in used]
+    policies = [f"{_nexthop(by_name[name])} {relay_tls_policy(by_name[name])}" for name in used]
     settings = [
         _s("smtpd_data_restrictions", f"check_sender_access texthash:{SENDER_RELAY_MAP}",
            "senders of domains with relays (bulkmail_domains[].relays) leave through them, "
@@ -261,10 +279,17 @@ def relay_routes(
            "log in to the relays; no other receiver is asked (no password for it)"),
         _s("smtp_sasl_password_maps", f"texthash:{RELAY_PASSWORD_MAP}",
            "each relay's own credentials (bulkmail_relays, from vault), by next hop"),
-        _s("smtp_sasl_security_options", "noanonymous", "plain-text mechanisms, never anonymous"),
-        _s("smtp_sasl_tls_security_options", "noanonymous", "the same inside TLS"),
+        _s("smtp_sasl_security_options", "noanonymous, noplaintext",
+           "without TLS no mechanism that sends the password readable (PLAIN, LOGIN)"),
+        _s("smtp_sasl_tls_security_options", "noanonymous, noplaintext",
+           "nor inside TLS whose certificate was not verified: whoever answers could read it"),
+        _s("smtp_sasl_tls_verified_security_options", "noanonymous",
+           "PLAIN and LOGIN (what relays offer) only to a relay whose certificate verified"),
         _s("smtp_tls_policy_maps", f"texthash:{RELAY_TLS_POLICY_MAP}",
-           "TLS is mandatory towards the relays: no password crosses the network in clear"),
+           "each relay's certificate is verified (CA and name, or its pinned digest) before "
+           "AUTH; one that fails keeps the mail queued and gets no password"),
+        _s("smtp_tls_fingerprint_digest", "sha256",
+           "bulkmail_relays.<name>.tls_fingerprint pins are SHA-256 digests"),
     ]  # fmt: skip
     tables = [
         {"path": SENDER_RELAY_MAP, "mode": "0644", "lines": routes},

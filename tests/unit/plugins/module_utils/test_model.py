@@ -18,6 +18,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.plan import
 from model_inventory import (
     LAB_VARIABLES,
     PASSWORDS,
+    RELAY2_PIN,
     SMTP1,
     inventory,
     lab_hosts,
@@ -581,6 +582,15 @@ def test_relay_passwords_are_in_the_secret_tables_only(name: str) -> None:
     rest = str(planned)
     for password in PASSWORDS.values():
         assert password not in rest
+
+
+@pytest.mark.parametrize("name", ["smtp1", "smtp2"])
+def test_each_lab_relay_is_verified_before_it_gets_a_password(name: str) -> None:
+    tables = {t["path"]: t for t in plan(lab_model(), name).as_dict()["tables"]}
+    assert tables["/etc/postfix/relay_tls_policy"]["lines"] == [
+        "[relay1.relays.test]:587 secure match=nexthop",  # signed by the lab CA
+        f"[relay2.relays.test]:587 fingerprint match={RELAY2_PIN}",  # pinned
+    ]
 
 
 def test_only_smtp_hosts_have_a_plan() -> None:

@@ -199,6 +199,39 @@ def test_outbound_tls_is_opportunistic_and_inbound_offers_starttls() -> None:
     assert cf["smtpd_tls_cert_file"] == "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 
 
+def test_tls_versions_are_stated_not_left_to_openssl() -> None:
+    cf = main_cf()
+    for name in ("smtpd_tls_protocols", "smtpd_tls_mandatory_protocols",
+                 "smtp_tls_mandatory_protocols"):  # fmt: skip
+        assert cf[name] == ">=TLSv1.2", name  # Postfix 3.6+ syntax: TLS 1.2 and 1.3
+    assert cf["smtpd_tls_mandatory_ciphers"] == cf["smtp_tls_mandatory_ciphers"] == "high"
+
+
+def test_the_high_cipher_list_is_postfixs_own_with_aead_first() -> None:
+    # Postfix's default (aNULL:-aNULL:HIGH:@STRENGTH) followed only by "+" moves, which
+    # reorder and never add: the set of suites stays Postfix's.
+    cipherlist = main_cf()["tls_high_cipherlist"]
+    assert cipherlist.startswith("aNULL:-aNULL:HIGH:@STRENGTH:")
+    moves = cipherlist.removeprefix("aNULL:-aNULL:HIGH:@STRENGTH:").split(":")
+    assert all(move.startswith("+") for move in moves)
+    # every suite with a MAC (CBC) goes behind every AEAD suite, the SHA384 ones last
+    assert moves[-3:] == ["+SHA1", "+SHA256", "+SHA384"]
+
+
+def test_submission_prefers_our_cipher_order() -> None:
+    options = {o.name: o.value for o in submission().options}
+    assert options["tls_preempt_cipherlist"] == "yes"
+    # port 25 keeps the client's order: its "medium" list is not ordered AEAD first
+    assert "tls_preempt_cipherlist" not in main_cf()
+
+
+def test_auth_guessing_is_rate_limited_per_client() -> None:
+    cf = main_cf()
+    assert (cf["smtpd_client_auth_rate_limit"], cf["anvil_rate_time_unit"]) == ("10", "60s")
+    assert main_cf({"auth_rate_limit": 30})["smtpd_client_auth_rate_limit"] == "30"
+    assert main_cf({"auth_rate_limit": "0"})["smtpd_client_auth_rate_limit"] == "0"
+
+
 def test_tls_certificate_is_the_operators_when_given() -> None:
     cf = main_cf({"tls_cert_file": "/etc/ssl/mta.pem", "tls_key_file": "/etc/ssl/private/mta.key"})
     assert (cf["smtpd_tls_cert_file"], cf["smtpd_tls_key_file"]) == (
@@ -243,7 +276,8 @@ def test_model_errors_name_the_model_variable() -> None:
     [
         ({"tls_cert_fle": "/etc/ssl/mta.pem"},
          "postfix role options: unknown key(s) tls_cert_fle; known keys are milters, "
-         "tls_cert_file, tls_key_file, sasl_path, sender_login_map (docs/model.md)"),
+         "tls_cert_file, tls_key_file, sasl_path, sender_login_map, auth_rate_limit "
+         "(docs/model.md)"),
         ({"milters": ["127.0.0.1:8891"]},
          "postfix_milters[0]: '127.0.0.1:8891' must be inet:host:port or unix:/path"),
         ({"milters": "inet:127.0.0.1:8891"},
@@ -254,6 +288,10 @@ def test_model_errors_name_the_model_variable() -> None:
                                          "whitespace"),
         ({"sender_login_map": None},
          "postfix_sender_login_map: None (NoneType) is not a non-empty string"),
+        ({"auth_rate_limit": -1},
+         "postfix_auth_rate_limit: -1 (int) is not a whole number >= 0 (0 turns it off)"),
+        ({"auth_rate_limit": "ten"},
+         "postfix_auth_rate_limit: 'ten' is not a whole number >= 0 (0 turns it off)"),
     ],
 )  # fmt: skip
 def test_role_option_errors_name_the_role_variable(options: dict[str, Any], message: str) -> None:

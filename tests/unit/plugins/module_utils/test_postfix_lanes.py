@@ -340,10 +340,38 @@ def test_a_domain_with_relays_leaves_through_them_in_order_with_their_own_logins
         "[smtp.mailgun.org]:2525 mg:p4",
         "[email-smtp.eu-west-1.amazonaws.com]:587 AKIA:s3",
     ]
+    # each relay's certificate is verified: a public CA and the relay's own name
     assert tables["/etc/postfix/relay_tls_policy"]["lines"] == [
-        "[smtp.mailgun.org]:2525 encrypt",
-        "[email-smtp.eu-west-1.amazonaws.com]:587 encrypt",
+        "[smtp.mailgun.org]:2525 secure match=nexthop",
+        "[email-smtp.eu-west-1.amazonaws.com]:587 secure match=nexthop",
     ]
+
+
+def test_a_pinned_relay_is_verified_by_its_fingerprint() -> None:
+    pins = ["ab:" * 31 + "ab", "CD" * 32]  # either form; Postfix's is upper case, colons
+    relays = {**RELAYS, "mailgun": RELAYS["mailgun"] | {"tls_fingerprint": pins}}
+    domains = [DOMAINS[1] | {"relays": ["ses", "mailgun"]}]
+    model = inventory(variables(bulkmail_domains=domains, bulkmail_relays=relays))
+    tuning = postfix_tuning(parse_model(model), primaries=1).as_dict()
+    tables = {table["path"]: table for table in tuning["tables"]}
+    cd = ":".join(["CD"] * 32)
+    assert tables["/etc/postfix/relay_tls_policy"]["lines"] == [
+        f"[smtp.mailgun.org]:2525 fingerprint match={':'.join(['AB'] * 32)}|{cd}",
+        "[email-smtp.eu-west-1.amazonaws.com]:587 secure match=nexthop",
+    ]
+    settings = {s["name"]: s["value"] for s in tuning["main_cf"]}
+    assert settings["smtp_tls_fingerprint_digest"] == "sha256"
+
+
+def test_relay_passwords_go_only_over_verified_tls() -> None:
+    domains = [DOMAINS[1] | {"relays": ["ses"]}]
+    tuning = postfix_tuning(parse_model(relayed(domains)), primaries=1).as_dict()
+    settings = {s["name"]: s["value"] for s in tuning["main_cf"]}
+    # PLAIN and LOGIN, all most relays offer, show the password to whoever reads the session:
+    # refused without TLS and inside TLS that did not verify, allowed once it verified
+    assert settings["smtp_sasl_security_options"] == "noanonymous, noplaintext"
+    assert settings["smtp_sasl_tls_security_options"] == "noanonymous, noplaintext"
+    assert settings["smtp_sasl_tls_verified_security_options"] == "noanonymous"
 
 
 def test_no_relayed_domain_no_relay_settings() -> None:

@@ -230,7 +230,20 @@ def test_bad_volume_profiles_name_the_field(volume: Any, message: str) -> None:
          "bulkmail_relays.ses.port: 70000 is not a TCP port (1-65535)"),
         ({"ses": {**SES, "user": "x"}},
          "bulkmail_relays.ses: unknown key(s) user; known keys are host, port, username, "
-         "password (docs/model.md)"),
+         "password, tls_fingerprint (docs/model.md)"),
+        ({"ses": {**SES, "tls_fingerprint": "AB:CD"}},
+         "bulkmail_relays.ses.tls_fingerprint: 'AB:CD' is not a SHA-256 fingerprint (32 octets "
+         "in hex, colons optional); give the relay's SHA-256 public-key digest: openssl "
+         "s_client -connect HOST:PORT -starttls smtp </dev/null | openssl x509 -noout -pubkey "
+         "| openssl pkey -pubin -outform DER | openssl dgst -sha256 -c"),
+        ({"ses": {**SES, "tls_fingerprint": ["ab" * 32, "zz" * 32]}},
+         "bulkmail_relays.ses.tls_fingerprint[1]: '" + "zz" * 32 + "' is not a SHA-256 "
+         "fingerprint (32 octets in hex, colons optional); give the relay's SHA-256 public-key "
+         "digest: openssl s_client -connect HOST:PORT -starttls smtp </dev/null | openssl x509 "
+         "-noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -c"),
+        ({"ses": {**SES, "tls_fingerprint": []}},
+         "bulkmail_relays.ses.tls_fingerprint: is an empty list; pin one fingerprint at least, "
+         "or leave it out"),
         ({"SES": SES}, "bulkmail_relays: relay name 'SES' must be lower-case letters and digits"),
     ],
 )  # fmt: skip
