@@ -97,6 +97,10 @@ down: ## Remove the lab, volumes included
 bench-throughput: lab ## Msg/s through the smtp tier with DKIM, with its baselines (BENCH_MESSAGES=5000)
 	$(LAB)/bench/throughput
 
+.PHONY: bench-submission
+bench-submission: lab ## Msg/s submitted on 587 with the sender guard, against the same path without it
+	$(LAB)/bench/submission
+
 .PHONY: bench-isolation
 bench-isolation: lab ## Transactional latency beside a saturating bulk campaign, lanes vs untuned
 	$(LAB)/bench/isolation
