@@ -66,16 +66,14 @@ _value:
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import (
-    HbaError,
-    pg_hba_rules,
-)
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelError
+from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import pg_hba_rules
 
 
 def _pg_hba_rules(database: str, clients: list[Any], **options: Any) -> list[dict[str, str]]:
     try:
         return pg_hba_rules(database, clients, **options)
-    except HbaError as exc:
+    except ModelError as exc:  # HbaError, or several of them (ModelErrors)
         raise AnsibleFilterError(f"pg_hba_rules: {exc}") from exc
 
 

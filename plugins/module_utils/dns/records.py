@@ -297,9 +297,14 @@ def _record_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
     return (owner, RECORD_TYPES.index(record["type"]), text)
 
 
-def _parse_extra_zones(
+def parse_extra_zones(
     raw: Any, taken: Iterable[str], ttl: int
 ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """`bind_extra_zones` as (zone, records with absolute names), every problem at once.
+
+    `taken`: the zones served already, which an extra zone may not repeat. build_zones and
+    playbooks/validate.yml (model.extras) both check the zones through here.
+    """
     path = "bind_extra_zones"
     if raw is None:
         return []
@@ -395,7 +400,7 @@ def build_zones(
         (name for name, kind in kinds.items() if kind == "reverse"),
         key=lambda name: [int(x) for x in reversed(name.split(".")[:3])],
     )
-    extras = _parse_extra_zones(extra_zones, kinds, ttl)
+    extras = parse_extra_zones(extra_zones, kinds, ttl)
     order = (
         [domain.name for domain in domains] + reverse_names + [name for name, _records in extras]
     )

@@ -24,6 +24,7 @@ from .access import (
 from .admin import Administration, parse_administration
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
+from .extras import ROLE_VARIABLES, check_role_extras
 from .fields import secret, show
 from .hosts import Host, check_hosts, parse_dns_hosts, parse_hosts, parse_smtp_hosts
 from .lanes import Lane, lane_address, parse_lanes
@@ -59,6 +60,7 @@ HOST_VARIABLES = (
     "bulkmail_public_ipv4",
     "bulkmail_internal_ipv4",
     "bulkmail_extra_ipv4",
+    *ROLE_VARIABLES,  # the roles' extra inputs, checked here before any host changes
 )
 GROUPS = ("smtp", "smtp_fallback", "dns", "db", "web")
 DB_PASSWORDS = ("bulkmail_db_app_password", "bulkmail_db_reader_password")
@@ -255,6 +257,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
             )
     raise_collected(errors)
     names = [domain.name for domain in parsed["domains"]]
+    step("_role_extras", lambda: check_role_extras(inputs, names))
     step(
         "submission_accounts",
         lambda: parse_submission_accounts(raw.get("bulkmail_submission_accounts"), names),

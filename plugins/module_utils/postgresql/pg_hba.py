@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..model.errors import ModelError
+from ..model.errors import ModelError, raise_collected
 from ..model.fields import control_character
 
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
@@ -145,6 +145,30 @@ def extra_rule(raw: Any, index: int) -> HbaRule:
     )
 
 
+def parse_extra_rules(raw: Any) -> list[HbaRule]:
+    """`postgresql_hba_extra_rules`, each rule checked by extra_rule; every problem at once.
+
+    The role renders them (build_pg_hba) and playbooks/validate.yml checks them first
+    (model.extras), both through here.
+    """
+    if raw is None:
+        return []
+    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
+        raise HbaError(
+            "postgresql_hba_extra_rules: must be a list of rules (type, database, user, "
+            "address, method)"
+        )
+    rules: list[HbaRule] = []
+    errors: list[ModelError] = []
+    for index, item in enumerate(raw):
+        try:
+            rules.append(extra_rule(item, index))
+        except ModelError as error:
+            errors.append(error)
+    raise_collected(errors)
+    return rules
+
+
 def _one_line(value: Any, path: str) -> str:
     """Text that stays on its line of pg_hba.conf: a newline would start a record of its own."""
     if not isinstance(value, str):
@@ -182,7 +206,7 @@ def build_pg_hba(
     admin_user: str = "postgres",
     admin_ident_map: str | None = None,
     require_ssl: bool = True,
-    extra_rules: Sequence[Any] = (),
+    extra_rules: Any = (),
 ) -> list[HbaRule]:
     """The whole pg_hba.conf, first match wins.
 
@@ -206,7 +230,7 @@ def build_pg_hba(
     ]
     for index, client in enumerate(clients):
         rules.extend(client_rules(client, index, database, connection_type))
-    rules.extend(extra_rule(raw, index) for index, raw in enumerate(extra_rules))
+    rules.extend(parse_extra_rules(extra_rules))
     rules.append(HbaRule("local", "all", "all", "", "reject", comment="no other local connection"))
     rules.append(
         HbaRule(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelErrors
 from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import (
     HbaError,
     build_pg_hba,
+    parse_extra_rules,
     pg_hba_rules,
 )
 
@@ -178,3 +180,17 @@ def test_an_option_and_a_comment_are_written_as_given() -> None:
     written = build_pg_hba("bulkmail", [], extra_rules=[rule])[1]
     assert written.line.split()[-2:] == ["cert", "clientcert=verify-full"]
     assert written.comment == "replica"
+
+
+def test_every_broken_extra_rule_is_reported_at_once() -> None:
+    """The same function (parse_extra_rules) serves the role and validate.yml's model."""
+    rules = [{**EXTRA, "method": "ident"}, EXTRA, {**EXTRA, "comment": "a\nb"}]
+    with pytest.raises(ModelErrors) as caught:
+        build_pg_hba("bulkmail", [], extra_rules=rules)
+    assert [str(error).split(":")[0] for error in caught.value.errors] == [
+        "postgresql_hba_extra_rules[0].method",
+        "postgresql_hba_extra_rules[2].comment",
+    ]
+    with pytest.raises(HbaError, match=r"^postgresql_hba_extra_rules: must be a list of rules"):
+        parse_extra_rules({"type": "hostssl"})
+    assert parse_extra_rules(None) == []
