@@ -354,8 +354,11 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
             "btree:${data_directory}/smtp_scache",
             "resumed sessions save handshakes at high volume to the same providers",
         ),
-        s("smtpd_milters", milters,
-          "the sender guard refuses mail an identity may not send, then OpenDKIM signs"),
+        s(
+            "smtpd_milters",
+            milters,
+            "the sender guard refuses mail an identity may not send, then OpenDKIM signs",
+        ),
         s("non_smtpd_milters", "$smtpd_milters", "locally submitted mail is signed too"),
         s(
             "milter_default_action",
