@@ -15,7 +15,7 @@ LAB     := lab
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # Every lab service but the controller; IMAGES: what `make images` builds (lab-hosts
 # leaves out the controller's image: nothing runs it then).
-HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers relay1 relay2
+HOSTS   := smtp1 smtp2 dns1 dns2 db1 web1 client providers relay1 relay2 relay3
 IMAGES  := smtp1 providers controller
 # The relays mount it: made here, by this user, before Docker would make it as root.
 LAB_SECRETS := inventories/lab/.secrets
@@ -58,15 +58,27 @@ images: docker ## Build the lab images (base image from debootstrap when no regi
 	@cp /usr/local/share/ca-certificates/*.crt $(LAB)/images/extra-ca/ 2>/dev/null || true
 	cd $(LAB) && $(COMPOSE) build -q $(IMAGES)
 
+# The relays' kept certificates, made once into $(LAB_SECRETS) by the providers' image (so
+# the build host needs no Python library), as this user: a lab CA and relay1's certificate
+# signed by it (lab/playbooks/trust-lab-ca.yml makes the smtp hosts trust it), relay2's
+# self-signed pair and its public key's digest, which the lab inventory pins.
+.PHONY: lab-certs
+lab-certs: ## Make the lab relays' certificates where missing (needs the providers image)
+	@mkdir -p -m 700 $(LAB_SECRETS)
+	@docker run --rm --network none --user "$$(id -u):$$(id -g)" \
+	  -v "$(CURDIR)/$(LAB_SECRETS):/secrets" \
+	  bulkmail-lab-providers:latest \
+	  python3 -m bulkmail_providers lab-certs --dir /secrets --ca-signed relay1 --pinned relay2
+
 .PHONY: lab-hosts
 lab-hosts: IMAGES := smtp1 providers
 lab-hosts: images ## Start the lab hosts without converging them (Molecule's create)
-	@mkdir -p -m 700 $(LAB_SECRETS)
+	@$(MAKE) --no-print-directory lab-certs
 	cd $(LAB) && $(COMPOSE) up -d $(HOSTS)
 
 .PHONY: lab
 lab: images ## Bring up the whole lab, converged by site.yml, showing its progress and summary
-	@mkdir -p -m 700 $(LAB_SECRETS)
+	@$(MAKE) --no-print-directory lab-certs
 	@since=$$(date +%s); \
 	  (cd $(LAB) && $(COMPOSE) up -d); \
 	  docker logs --follow --since "$$since" bulkmail-controller 2>&1 || true; \

@@ -1,4 +1,5 @@
-"""python3 -m bulkmail_providers [serve | received | followups | reset | ping | check-config]"""
+"""python3 -m bulkmail_providers [serve | received | followups | reset | behave | relay |
+relay-received | relay-events | lab-certs | ping | check-config]"""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import smtplib
 import sys
 from pathlib import Path
@@ -109,7 +111,13 @@ def _relay(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     data_dir = args.data_dir or _config(args).data_dir
     account = (args.username, args.password_file)
-    asyncio.run(serve_relay(args.name, host or "0.0.0.0", int(port), account, data_dir))
+    certificate = args.certificate or os.environ.get("RELAY_CERTIFICATE")
+    key = args.key or os.environ.get("RELAY_KEY")
+    if bool(certificate) != bool(key):
+        print("relay: give both --certificate and --key, or neither", file=sys.stderr)
+        return 2
+    files = (Path(certificate), Path(key)) if certificate and key else None
+    asyncio.run(serve_relay(args.name, host or "0.0.0.0", int(port), account, data_dir, files))
     return 0
 
 
@@ -119,6 +127,31 @@ def _relay_received(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or _config(args).data_dir
     for record in read_records(relay_log(data_dir, args.name), since=args.since):
         print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _relay_events(args: argparse.Namespace) -> int:
+    from bulkmail_providers.relay import relay_events
+
+    data_dir = args.data_dir or _config(args).data_dir
+    for record in read_records(relay_events(data_dir, args.name), since=args.since):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _lab_certs(args: argparse.Namespace) -> int:
+    from bulkmail_providers.relay import relay_hostname
+    from bulkmail_providers.tls import ensure_lab_certificates
+
+    if not args.dir.is_dir():
+        print(f"lab-certs: {args.dir} is not a directory", file=sys.stderr)
+        return 2
+    written = ensure_lab_certificates(
+        args.dir,
+        ca_signed={name: relay_hostname(name) for name in args.ca_signed},
+        pinned={name: relay_hostname(name) for name in args.pinned},
+    )
+    print(f"lab-certs: {', '.join(written) if written else 'nothing to do'} in {args.dir}")
     return 0
 
 
@@ -192,12 +225,33 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--listen", default="0.0.0.0:587", help="HOST:PORT (default 0.0.0.0:587)")
     relay.add_argument("--username", required=True, help="the one account's login")
     relay.add_argument("--password-file", type=Path, required=True, help="its password")
+    relay.add_argument(
+        "--certificate", help="kept PEM certificate (env RELAY_CERTIFICATE); else self-signed"
+    )
+    relay.add_argument("--key", help="its PEM private key (env RELAY_KEY)")
     relay.set_defaults(func=_relay)
 
     relayed = commands.add_parser("relay-received", help="print what a relay accepted")
     relayed.add_argument("--name", required=True)
     relayed.add_argument("--since", type=int, default=0, help="skip the first N records")
     relayed.set_defaults(func=_relay_received)
+
+    events = commands.add_parser(
+        "relay-events", help="print a relay's TLS handshakes and AUTH commands"
+    )
+    events.add_argument("--name", required=True)
+    events.add_argument("--since", type=int, default=0, help="skip the first N records")
+    events.set_defaults(func=_relay_events)
+
+    certs = commands.add_parser(
+        "lab-certs", help="make the relays' kept certificates (a lab CA, pins) where missing"
+    )
+    certs.add_argument("--dir", type=Path, required=True, help="e.g. inventories/lab/.secrets")
+    certs.add_argument("--ca-signed", action="append", default=[], metavar="RELAY",
+                       help="a relay whose certificate the lab CA signs (repeatable)")  # fmt: skip
+    certs.add_argument("--pinned", action="append", default=[], metavar="RELAY",
+                       help="a relay with a self-signed pair and its digest")  # fmt: skip
+    certs.set_defaults(func=_lab_certs)
 
     ping = commands.add_parser("ping", help="exit 0 when the server answers EHLO")
     ping.add_argument("--host", default="127.0.0.1")

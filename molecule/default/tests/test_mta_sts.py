@@ -19,6 +19,8 @@ from conftest import INVENTORY, REPO, SECRETS, lab_host
 
 DNS_PUBLIC = "198.51.100.53"
 WEB_PUBLIC = "198.51.100.80"
+# The lab's sending domains, each with a policy (inventories/lab/group_vars/all/bulkmail.yml).
+STS_DOMAINS = ["example.test", "shop.test", "agency.test", "partner.test"]
 
 # Run inside bulkmail-providers: GET the policy with the policy host's name (SNI and Host).
 FETCH = """
@@ -53,10 +55,10 @@ def sts_domains(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_lab_publishes_mta_sts_for_its_domains(model: dict[str, Any]) -> None:
-    assert {d["name"] for d in sts_domains(model)} == {"example.test", "shop.test", "agency.test"}
+    assert {d["name"] for d in sts_domains(model)} == set(STS_DOMAINS)
 
 
-@pytest.mark.parametrize("name", ["example.test", "shop.test", "agency.test"])
+@pytest.mark.parametrize("name", STS_DOMAINS)
 def test_policy_is_served_and_matches_the_txt_id(model: dict[str, Any], name: str) -> None:
     domain = next(d for d in sts_domains(model) if d["name"] == name)
     (record,) = [t for t in txt(f"_mta-sts.{name}") if t.startswith("v=STSv1")]
@@ -77,7 +79,7 @@ def test_policy_is_served_and_matches_the_txt_id(model: dict[str, Any], name: st
     assert f"max_age: {domain['mta_sts']['max_age']}" in lines
 
 
-@pytest.mark.parametrize("name", ["example.test", "shop.test", "agency.test"])
+@pytest.mark.parametrize("name", STS_DOMAINS)
 def test_tls_rpt_record_names_the_models_rua(model: dict[str, Any], name: str) -> None:
     domain = next(d for d in sts_domains(model) if d["name"] == name)
     assert txt(f"_smtp._tls.{name}") == [f"v=TLSRPTv1; rua={domain['tls_rpt']['rua']}"]
