@@ -169,7 +169,6 @@ def test_when_the_first_relay_is_down_the_backup_takes_the_mail(
 def test_a_relay_whose_certificate_does_not_verify_gets_no_password(
     smtp1: Any, client: Any, providers: Any
 ) -> None:
-    seen = len(relay_events(providers, "relay3"))
     tag = uuid.uuid4().hex[:10]
     recipient = f"partner-{tag}@gmail.test"
     submit(client, f"relay-unverified-{tag}", sender="news@partner.test", recipient=recipient)
@@ -187,9 +186,10 @@ def test_a_relay_whose_certificate_does_not_verify_gets_no_password(
         # deferred, and the reason names the certificate (4.7.5, smtp_proto.c)
         (reason,) = reasons
         assert re.search(r"Server certificate not (trusted|verified)", reason), reason
-        # smtp1 did reach relay3 and finish the TLS handshake...
+        # smtp1 did reach relay3 and finish the TLS handshake (for this message, or for an
+        # earlier one if relay3 is still "temporarily suspended": a rerun within 5 minutes)...
         events = relay_events(providers, "relay3")
-        assert any(e["event"] == "tls" and e["peer_ip"] == SMTP1_PUBLIC for e in events[seen:])
+        assert any(e["event"] == "tls" and e["peer_ip"] == SMTP1_PUBLIC for e in events), events
         # ...and sent no AUTH command, this time or ever, and no mail
         assert [e for e in events if e["event"] == "auth"] == []
         assert relayed(providers, "relay3") == []
