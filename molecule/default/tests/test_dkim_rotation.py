@@ -120,10 +120,16 @@ def ok(run: subprocess.CompletedProcess[str]) -> None:
     assert run.returncode == 0, playbook_failures(run.stdout) or run.stdout[-4000:] + run.stderr
 
 
+def signers(model: dict[str, Any]) -> list[str]:
+    """The smtp hosts that sign: every one but the graveyards, which hold no key."""
+    yards = model["groups"].get("smtp_fallback") or {}
+    return sorted(host for host in model["groups"]["smtp"] if host not in yards)
+
+
 def signing_tables(model: dict[str, Any]) -> dict[str, str]:
-    """What OpenDKIM signs example.test with on every smtp host."""
+    """What OpenDKIM signs example.test with on every signing smtp host."""
     tables = {}
-    for host in sorted(model["groups"]["smtp"]):
+    for host in signers(model):
         table = subprocess.run(
             ["docker", "exec", f"bulkmail-{host}", "cat", "/etc/opendkim/SigningTable"],
             capture_output=True, text=True, check=True,
@@ -176,7 +182,7 @@ def new_selector(model: dict[str, Any]) -> Any:
     )
     for suffix in ("private", "published"):
         (SECRETS / "dkim" / DOMAIN / f"{selector}.{suffix}").unlink(missing_ok=True)
-    for host in model["groups"]["smtp"]:  # the opendkim role leaves keys it no longer uses
+    for host in signers(model):  # the opendkim role leaves keys it no longer uses
         subprocess.run(
             ["docker", "exec", f"bulkmail-{host}", "rm", "-f",
              f"/etc/opendkim/keys/{DOMAIN}/{selector}.private"],

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from conftest import read_secret
+from conftest import lab_host, read_secret
 
 SMTP1 = "10.25.0.10"
 BULK_INTAKE = 2525
@@ -141,3 +141,17 @@ def test_the_refusal_is_logged_with_the_reason(smtp1: Any) -> None:
             return
         assert time.monotonic() < deadline, log
         time.sleep(2)
+
+
+def test_the_graveyard_takes_no_submission_and_holds_no_key() -> None:
+    """smtp2 (smtp_fallback) relays signed mail: no 587 listener, no signer, no private key."""
+    smtp2 = lab_host("smtp2")
+    listening = smtp2.run("ss -Hltn 'sport = :587'").stdout.strip()
+    assert listening == "", listening
+    assert "submission" not in smtp2.run("postconf -M").stdout
+    assert not smtp2.file("/etc/opendkim/keys").exists
+    assert not smtp2.service("opendkim").is_running
+    keys = smtp2.run(
+        "find /etc /var /opt /usr/local /root -name '*.private' 2>/dev/null"
+    ).stdout.strip()
+    assert keys == "", keys
