@@ -108,6 +108,8 @@ class SmtpHost:
     public_ipv4: str
     ip_pools: Mapping[str, Sequence[str]]
     trusted_networks: Sequence[str]
+    # The trusted networks that send as every domain (`domains: all`): the operator's own.
+    operator_networks: Sequence[str] = ()
     milters: Sequence[str] = DEFAULT_MILTERS
     tls_cert_file: str = SNAKEOIL_CERT
     tls_key_file: str = SNAKEOIL_KEY
@@ -154,6 +156,9 @@ def smtp_host(
         public_ipv4=host.public_ipv4,
         ip_pools=model.ip_pools,
         trusted_networks=model.trusted_networks,
+        operator_networks=tuple(
+            sender.network for sender in model.trusted_senders if sender.domains is None
+        ),
         milters=tuple(milters),
         tls_cert_file=_path(options.get("tls_cert_file", SNAKEOIL_CERT), "postfix_tls_cert_file"),
         tls_key_file=_path(options.get("tls_key_file", SNAKEOIL_KEY), "postfix_tls_key_file"),
@@ -295,7 +300,14 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
             "smtpd_client_auth_rate_limit",
             str(host.auth_rate_limit),
             "AUTH commands per client and minute on 587 (postfix_auth_rate_limit): password "
-            "guessing is slowed; the trusted networks are exempt (Postfix's default)",
+            "guessing is slowed",
+        ),
+        s(
+            "smtpd_client_event_limit_exceptions",
+            " ".join(["127.0.0.0/8", *host.operator_networks]),
+            "only loopback and the operator's own networks (domains: all) skip the rate "
+            "limits; a tenant's trusted network guesses another tenant's password no faster "
+            "than a stranger (Postfix's default exempts every trusted network)",
         ),
         s("anvil_rate_time_unit", "60s", "the rate limits count per minute"),
         s("smtpd_tls_cert_file", host.tls_cert_file, "certificate offered with STARTTLS"),
