@@ -88,7 +88,7 @@ class Rule:
 
 
 def _collapsed(networks: Iterable[str], version: int) -> list[str]:
-    """The networks of one family, merged (nftables refuses overlapping set elements)."""
+    """The networks of one family, merged: each address once in the set, as `nft list` shows it."""
     family = [net for net in map(ipaddress.ip_network, networks) if net.version == version]
     return [
         str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)

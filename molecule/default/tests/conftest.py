@@ -105,3 +105,79 @@ def received(providers: Any) -> Callable[..., list[dict[str, Any]]]:
             time.sleep(2)
 
     return read
+
+
+# A TCP connect to each target, all at once: "open", "refused" (the host's kernel answered:
+# nothing listens, or a reject), "no answer" (dropped: a firewall), or "error <errno>".
+_TCP_PROBE = r"""
+import socket, sys
+from concurrent.futures import ThreadPoolExecutor
+source, timeout = sys.argv[1], float(sys.argv[2])
+targets = [(a, int(p)) for a, p in (t.rsplit(":", 1) for t in sys.argv[3:])]
+def probe(target):
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    try:
+        if source:
+            sock.bind((source, 0))
+        sock.connect(target)
+        return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "no answer"
+    except OSError as error:
+        return f"error {error.errno}"
+    finally:
+        sock.close()
+with ThreadPoolExecutor(64) as pool:
+    for (address, port), state in zip(targets, pool.map(probe, targets)):
+        print(f"{address}:{port} {state}")
+"""
+
+
+def tcp_states(
+    host: Any, targets: list[tuple[str, int]], source: str = "", timeout: float = 3.0
+) -> dict[tuple[str, int], str]:
+    """What a TCP connect from lab host `host` (from its address `source`) meets at each
+    (address, port): see _TCP_PROBE."""
+    if not targets:
+        return {}
+    args = [f"{address}:{port}" for address, port in targets]
+    cmd = host.run(
+        "python3 -c %s %s %s" + " %s" * len(args), _TCP_PROBE, source, str(timeout), *args
+    )
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    states = {}
+    for line in cmd.stdout.splitlines():
+        target, state = line.split(" ", 1)
+        address, port = target.rsplit(":", 1)
+        states[(address, int(port))] = state
+    return states
+
+
+def _untemplated(value: Any) -> Any:
+    """`value` with what the controller templates (the password lookups) stood in for."""
+    if isinstance(value, str) and "{{" in value:
+        return "lab-value-the-controller-templates"
+    if isinstance(value, dict):
+        return {key: _untemplated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untemplated(item) for item in value]
+    return value
+
+
+@pytest.fixture(scope="session")
+def lab_model(model: dict[str, Any]) -> Any:
+    """The lab's inventory as the collection's parsed Model, as playbooks/validate.yml reads
+    it; templated values (the secrets) are stand-ins, so derive only what holds none."""
+    from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
+        model_inputs,
+        parse_model,
+    )
+
+    hostvars = {
+        name: host for members in model["groups"].values() for name, host in members.items()
+    }
+    groups = {name: list(members) for name, members in model["groups"].items()}
+    return parse_model(model_inputs(_untemplated(model["vars"]), groups, hostvars))

@@ -8,14 +8,14 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
-import psycopg
 import pytest
-from conftest import read_secret
+from conftest import lab_host, tcp_states
 
 SMTP_PUBLIC = "198.51.100.10"
 SMTP_INTERNAL = "10.25.0.10"
 DNS_PUBLIC = "198.51.100.53"
 DB_PUBLIC = "198.51.100.5"
+DB_INTERNAL = "10.25.0.5"
 
 
 def test_relay_from_outside_trusted_networks_is_refused(providers: Any) -> None:
@@ -88,13 +88,18 @@ def test_authoritative_answers_without_recursion_flag() -> None:
     assert not response.flags & dns.flags.RA
 
 
-def test_postgresql_refuses_the_provider_network() -> None:
-    # This machine is 198.51.100.1 on the internet network: even the right password is refused.
-    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf|rejects connection"):
-        psycopg.connect(
-            host=DB_PUBLIC,
-            dbname="bulkmail",
-            user="bulkmail_app",
-            password=read_secret("db-app"),
-            connect_timeout=5,
-        )
+@pytest.mark.parametrize(
+    ("stranger", "address"),
+    [("providers", DB_PUBLIC), ("client", DB_INTERNAL)],
+)
+def test_postgresql_gives_strangers_no_answer(stranger: str, address: str) -> None:
+    # The internet, and an application server that is no smtp or web host: the firewall drops
+    # their SYN, so the connection times out. A refusal would mean it reached the host.
+    assert tcp_states(lab_host(stranger), [(address, 5432)]) == {(address, 5432): "no answer"}
+
+
+def test_postgresql_answers_its_clients_on_the_internal_address(smtp1: Any) -> None:
+    assert tcp_states(smtp1, [(DB_INTERNAL, 5432), (DB_PUBLIC, 5432)]) == {
+        (DB_INTERNAL, 5432): "open",
+        (DB_PUBLIC, 5432): "no answer",
+    }
