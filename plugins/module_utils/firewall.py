@@ -14,7 +14,8 @@ the ports it serves, to the addresses that may use them:
 - db: 5432 on the internal address from the smtp and web hosts' internal addresses;
 - web: 443 from anyone.
 
-`ban_exempt(model)` is who fail2ban never bans (loopback, the trusted and admin networks);
+`ban_exempt(model)` is who fail2ban never bans (loopback, the operator's trusted networks and
+the admin networks);
 `open_ports(rules, source, destination)` what a client at `source` reaches, for the lab's scan.
 
 Pure Python: no Ansible import. Errors are `ModelError`s naming the field.
@@ -208,6 +209,8 @@ def open_ports(rules: Iterable[Rule], source: str, destination: str) -> set[tupl
 
 
 def ban_exempt(model: Model) -> tuple[str, ...]:
-    """Who fail2ban never bans: loopback, the trusted networks (applications) and the admin
-    networks (the operator)."""
-    return tuple(dict.fromkeys([*LOOPBACK, *model.trusted_networks, *model.admin.networks]))
+    """Who fail2ban never bans: loopback, the operator's trusted networks (`domains: all`, its
+    own dispatchers) and the admin networks. A tenant's trusted network is banned like anyone
+    (from 587 only; its port 25 and lanes stay open), as the AUTH rate limit holds it too."""
+    operator = [sender.network for sender in model.trusted_senders if sender.domains is None]
+    return tuple(dict.fromkeys([*LOOPBACK, *operator, *model.admin.networks]))

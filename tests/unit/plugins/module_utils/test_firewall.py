@@ -236,8 +236,18 @@ def test_a_rule_for_nobody_is_never_written_as_a_rule_for_anyone() -> None:
 # --- fail2ban ---------------------------------------------------------------------------------
 
 
-def test_fail2ban_never_bans_loopback_the_applications_or_the_operator() -> None:
+def test_fail2ban_never_bans_loopback_or_the_operator() -> None:
     assert ban_exempt(lab_model()) == ("127.0.0.0/8", "::1/128", "10.25.0.96/27", "10.25.0.0/28")
+
+
+def test_fail2ban_bans_a_tenant_s_network_like_anyone() -> None:
+    model = lab_model(
+        bulkmail_trusted_networks=[
+            {"network": "10.25.0.96/28", "domains": "all"},
+            {"network": "10.25.0.112/28", "domains": ["shop.test"]},
+        ]
+    )
+    assert ban_exempt(model) == ("127.0.0.0/8", "::1/128", "10.25.0.96/28", "10.25.0.0/28")
 
 
 def test_the_firewall_logic_is_pure() -> None:
