@@ -30,8 +30,6 @@ from .model import Model
 SENDER_GUARD_PORT = 8893
 ALL = "all"
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 def sender_identities(model: Model) -> dict[str, Any]:
     """The guard's data: each account's and each trusted network's sending domains (`all` for
@@ -61,7 +59,9 @@ class Identity:
 @dataclass(frozen=True)
 class Identities:
     accounts: Mapping[str, frozenset[str]]
-    networks: tuple[tuple[Network, frozenset[str] | None], ...]
+    networks: tuple[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, frozenset[str] | None], ...
+    ]
     return_paths: Mapping[str, str]
 
     @classmethod
@@ -144,7 +144,7 @@ def refusal(
         field = name.strip().lower()
         if field not in ("from", "sender"):
             continue
-        addresses = [address for _, address in getaddresses([value]) if address]
+        addresses = [address for _name, address in getaddresses([value]) if address]
         if not addresses:
             return _refuse(identity, "", f"{name.strip()} header without an address")
         for address in addresses:

@@ -113,7 +113,7 @@ class Scripted:
             if self.drop_at_data:
                 return
             connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-            self.messages.append(b"".join(iter(lambda: reader.readline(), b".\r\n")))
+            self.messages.append(b"".join(iter(reader.readline, b".\r\n")))
             if self.silent:
                 reader.read()  # until the client closes
             connection.sendall(self.after_dot)

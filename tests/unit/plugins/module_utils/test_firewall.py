@@ -148,13 +148,13 @@ def test_the_admin_networks_reach_ssh_on_every_host() -> None:
 def test_hosts_not_reached_over_ssh_open_no_ssh() -> None:
     assert SSH not in {
         (protocol, port)
-        for protocol, ports, _, _ in flows("smtp1", bulkmail_admin_ssh=False)
+        for protocol, ports, _sources, _destination in flows("smtp1", bulkmail_admin_ssh=False)
         for port in ports
     }
 
 
 def test_sshd_on_another_port() -> None:
-    (ssh, *_) = firewall_rules(lab_model(), "web1", ssh_port=2222)
+    ssh = firewall_rules(lab_model(), "web1", ssh_port=2222)[0]
     assert ssh.statements == ("ip saddr 10.25.0.0/28 tcp dport 2222 accept",)
 
 
@@ -165,9 +165,9 @@ def test_an_ssh_port_that_is_not_one_is_refused(port: object) -> None:
 
 
 def test_ipv6_admin_networks_get_their_own_statement() -> None:
-    (ssh, *_) = firewall_rules(
+    ssh = firewall_rules(
         lab_model(bulkmail_admin_networks=["192.0.2.0/28", "2001:db8:1::/48"]), "web1"
-    )
+    )[0]
     assert ssh.statements == (
         "ip saddr 192.0.2.0/28 tcp dport 22 accept",
         "ip6 saddr 2001:db8:1::/48 tcp dport 22 accept",
@@ -230,7 +230,7 @@ def test_a_host_the_inventory_does_not_have_is_named() -> None:
 
 def test_a_rule_for_nobody_is_never_written_as_a_rule_for_anyone() -> None:
     with pytest.raises(ValueError, match="a rule for nobody"):
-        _ = Rule("tcp", (5432,), "PostgreSQL", sources=()).statements
+        Rule("tcp", (5432,), "PostgreSQL", sources=()).statements  # noqa: B018
 
 
 # --- fail2ban ---------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ def test_a_broken_pg_hba_extra_rule_fails_in_the_model(
 def test_a_bad_extra_zone_record_fails_in_the_model_once_for_every_dns_host(
     record: dict[str, str], message: str
 ) -> None:
-    zone = {"name": "partner.test", "records": [{"name": "www", "type": "A", "value": "192.0.2.7"},
-                                                 record]}  # fmt: skip
+    www = {"name": "www", "type": "A", "value": "192.0.2.7"}
+    zone = {"name": "partner.test", "records": [www, record]}
     found = problem(lab_with("dns", bind_extra_zones=[zone]))
     assert found.startswith("hostvars['dns1'].bind_extra_zones[0].records[1].value: ")
     assert message in found

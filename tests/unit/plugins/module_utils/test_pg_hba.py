@@ -187,7 +187,7 @@ def test_every_broken_extra_rule_is_reported_at_once() -> None:
     rules = [{**EXTRA, "method": "ident"}, EXTRA, {**EXTRA, "comment": "a\nb"}]
     with pytest.raises(ModelErrors) as caught:
         build_pg_hba("bulkmail", [], extra_rules=rules)
-    assert [str(error).split(":")[0] for error in caught.value.errors] == [
+    assert [str(error).split(":", maxsplit=1)[0] for error in caught.value.errors] == [
         "postgresql_hba_extra_rules[0].method",
         "postgresql_hba_extra_rules[2].comment",
     ]
