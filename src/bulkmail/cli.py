@@ -1,6 +1,8 @@
 """`bulkmail`: the runtime's command line, one subcommand per job.
 
     bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
+    bulkmail policy --tenants FILE --database-file FILE [--listen HOST:PORT]
+                                                                   (see bulkmail.policy)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
     bulkmail sender-guard --identities FILE [--listen HOST:PORT]   (see bulkmail.sender_guard)
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import TextIO
 
-from bulkmail import check_dns, provider_map, sender_guard, signer, submit
+from bulkmail import check_dns, policy, provider_map, sender_guard, signer, submit
 from bulkmail.logic.dns.report import Resolve
 
 
@@ -46,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     check_dns.add_arguments(check)
+    suppress = commands.add_parser(
+        "policy",
+        help="answer Postfix's policy requests: refuse recipients on the suppression list",
+        description=(
+            "Serve Postfix's policy delegation protocol: a recipient suppressed for the "
+            "sender's tenant (or for all) is refused with 5.7.1 and the reason; answers come "
+            "from a snapshot of the database that is refreshed every few seconds."
+        ),
+    )
+    policy.add_arguments(suppress)
     shaping = commands.add_parser(
         "provider-map",
         help="answer Postfix's transport_maps by the recipient domain's MX (socketmap)",
@@ -102,6 +114,8 @@ def main(
     args = build_parser().parse_args(argv)
     if args.command == "check-dns":
         return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
+    if args.command == "policy":
+        return policy.run(args)
     if args.command == "provider-map":
         return provider_map.run(args)
     if args.command == "sender-guard":
