@@ -23,6 +23,7 @@ from bulkmail.logic.feedback.suppression import (
 
 from bulkmail.cli import build_parser
 from bulkmail.policy import (
+    BACKLOG,
     DATABASE_ENV,
     DatabaseUnavailable,
     PolicyService,
@@ -77,7 +78,10 @@ def request(recipient: str, sender: str = "news@acme.test") -> bytes:
 
 
 async def with_server(service: PolicyService, talk: Callable[[int], Awaitable[None]]) -> None:
-    server = await asyncio.start_server(service.serve_client, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    # the daemon's backlog: with asyncio's default (100), 1,000 connections at once would
+    # overflow the accept queue and wait for TCP retransmissions (1 s, 3 s)
+    server = await loop.create_server(service.connection, "127.0.0.1", 0, backlog=BACKLOG)
     try:
         await talk(server.sockets[0].getsockname()[1])
     finally:
@@ -171,7 +175,7 @@ def test_garbage_closes_that_connection_only(caplog: pytest.LogCaptureFixture) -
 
     with caplog.at_level(logging.WARNING, "bulkmail.policy"):
         asyncio.run(with_server(service, talk))
-    assert "does not speak the policy protocol: b'GET / HTTP/1.1' is not name=value" in caplog.text
+    assert "does not speak the policy protocol: 'GET / HTTP/1.1' is not name=value" in caplog.text
 
 
 def test_new_rows_are_read_incrementally_and_late_commits_are_not_missed() -> None:
@@ -181,7 +185,9 @@ def test_new_rows_are_read_incrementally_and_late_commits_are_not_missed() -> No
     # ids 2 and 3 were taken by transactions; 3 commits first
     database.rows.append(hard_bounce(3, "c@example.org"))
     asyncio.run(service.refresh())
-    assert database.fetches[-2] == Fetch(SUPPRESSION_TABLE, 1, (), 1000, database.fetches[-2].since)
+    assert database.fetches[-2] == Fetch(
+        SUPPRESSION_TABLE, 1, (), service.batch, database.fetches[-2].since
+    )
     database.rows.append(hard_bounce(2, "b@example.org"))
     asyncio.run(service.refresh())
     assert database.fetches[-2].holes == (2,)
@@ -408,7 +414,11 @@ def test_the_daemon_answers_from_its_file_while_the_database_is_unreachable(
         assert answers == [REFUSED_ALICE, b"action=DUNNO\n\n"]
         lines.append(proc.stderr.readline())
         assert "database unavailable (OperationalError: " in lines[2]
+        proc.terminate()  # SIGTERM, as systemd stops it
+        assert proc.wait(timeout=10) == 0
+        lines += proc.stderr.readlines()
+        assert lines[-1] == "bulkmail.policy: stopped\n"
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(timeout=10)
     assert "hunter2" not in "".join(lines)

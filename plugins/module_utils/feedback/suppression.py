@@ -31,8 +31,10 @@ Addresses are compared lower-cased, local part included (`normalise_address`): R
 host treat the local part as case-sensitive, but the mailbox providers do not, and a complaint
 from `John@` that did not stop mail to `john@` would be a second complaint from the same
 person; two mailboxes differing only in case are not worth that risk. Nothing else is
-rewritten (`+tags` and Gmail's dots name what the person typed). Writers of the tables must
-use the same function (0001's CHECKs hold addresses lower-case).
+rewritten (`+tags` and Gmail's dots name what the person typed). Writers of the tables (the
+bounce and complaint processors, the unsubscribe endpoint) must use `normalise_address` and
+`TenantMap.tenant_for_sender` on the same tenants data, so that what they write is what the
+decision looks up (the CHECKs hold addresses and tenants lower-case).
 
 Pure Python: no I/O, no Ansible import.
 """
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,7 +72,6 @@ SOFT_BOUNCE_TABLE = "soft_bounces"
 MAX_LINE = 8192
 MAX_ATTRIBUTES = 256
 MAX_REPLY_TEXT = 400  # an SMTP reply line is at most 512 octets with its code
-_NAME = re.compile(rb"[A-Za-z0-9_.-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DAY = 86400.0
 
@@ -99,26 +101,34 @@ class RequestParser:
         return bool(self._rest or self._attributes)
 
     def feed(self, data: bytes) -> list[dict[str, str]]:
-        lines = (self._rest + data if self._rest else data).split(b"\n")
-        self._rest = lines.pop()
+        buffer = self._rest + data if self._rest else data
+        end = buffer.rfind(b"\n")
+        self._rest = buffer[end + 1 :]
         if len(self._rest) > self.max_line:
             raise ProtocolError(f"a line longer than {self.max_line} bytes")
+        if end < 0:
+            return []
+        # One decode for every complete line: a newline never falls inside a UTF-8 sequence.
+        text = buffer[:end].decode("utf-8", "replace")
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        long_lines = len(text) > self.max_line
         done = []
         attributes = self._attributes
         for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
             if not line:
                 if attributes:
                     done.append(attributes)
                     attributes = {}
                 continue
-            if len(line) > self.max_line:
+            if long_lines and len(line.encode()) > self.max_line:
                 raise ProtocolError(f"a line longer than {self.max_line} bytes")
-            name, sep, value = line.partition(b"=")
-            if not sep or not _NAME.fullmatch(name):
+            name, sep, value = line.partition("=")
+            # Postfix's attribute names are C identifiers (client_address, ccert_subject)
+            if not sep or not name.isidentifier():
                 raise ProtocolError(f"{line[:60]!r} is not name=value")
-            attributes[name.decode("ascii")] = value.decode("utf-8", "replace")
+            attributes[name] = value
             if len(attributes) > self.max_attributes:
                 raise ProtocolError(f"more than {self.max_attributes} attributes in one request")
         self._attributes = attributes
@@ -265,11 +275,13 @@ def row_from_record(record: Any) -> SuppressionRow | SoftBounceRow:
         if kind == "s" and len(fields) == 6:
             row_id, tenant, address, reason, dsn, at = fields
             if _row_fields_ok(row_id, tenant, address, dsn, at) and isinstance(reason, str):
-                return SuppressionRow(row_id, tenant, address, reason, dsn, float(at))
+                return SuppressionRow(
+                    row_id, _shared(tenant), address, _shared(reason), _text(dsn), float(at)
+                )
         if kind == "b" and len(fields) == 5:
             row_id, tenant, address, dsn, at = fields
             if _row_fields_ok(row_id, tenant, address, dsn, at):
-                return SoftBounceRow(row_id, tenant, address, dsn, float(at))
+                return SoftBounceRow(row_id, _shared(tenant), address, _text(dsn), float(at))
     raise ValueError(f"not a snapshot record: {str(record)[:80]}")
 
 
@@ -369,6 +381,19 @@ class SuppressionSnapshot:
                     window_days=policy.window_days,
                 )
         return None
+
+    def shrink(self, count: int) -> bool:
+        """Forget up to `count` addresses; whether any are left. A replaced snapshot of a
+        million rows is freed this way, a little at a time, not in one long pause."""
+        for store in (self._suppressed, self._soft):
+            while store and count > 0:
+                by_address: dict[str, Any] = next(iter(store.values()))
+                while by_address and count > 0:
+                    by_address.popitem()
+                    count -= 1
+                if not by_address:
+                    del store[next(iter(store))]
+        return bool(self._suppressed or self._soft)
 
     def rows(self) -> Iterable[SuppressionRow | SoftBounceRow]:
         """Every row held, for the snapshot file."""
@@ -509,16 +534,23 @@ def map_rows(table: str, records: Iterable[Sequence[Any]]) -> list[SuppressionRo
     """The query's result rows as snapshot rows."""
     if table == SUPPRESSION_TABLE:
         return [
-            SuppressionRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), _text(r[4]), float(r[5]))
+            SuppressionRow(
+                int(r[0]), _shared(r[1]), str(r[2]), _shared(r[3]), _text(r[4]), float(r[5])
+            )
             for r in records
         ]
     if table == SOFT_BOUNCE_TABLE:
         return [
-            SoftBounceRow(int(r[0]), str(r[1]), str(r[2]), _text(r[3]), float(r[4]))
+            SoftBounceRow(int(r[0]), _shared(r[1]), str(r[2]), _text(r[3]), float(r[4]))
             for r in records
         ]
     raise ValueError(f"table {table!r}: the snapshot reads {sorted(_QUERIES)}")
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _shared(value)
+
+
+def _shared(value: Any) -> str:
+    """One string object per tenant, reason and code, not one per row (a million rows)."""
+    return sys.intern(str(value))

@@ -344,6 +344,17 @@ def test_soft_bounce_parameters_are_checked() -> None:
         SoftBouncePolicy(window_days=0)
 
 
+def test_a_replaced_snapshot_is_emptied_a_little_at_a_time() -> None:
+    held = snapshot(
+        *[suppressed(i, "acme.test", f"u{i}@example.org", "complaint") for i in range(5)],
+        *[soft(10 + i, f"u{i}@example.org", 1, tenant=GLOBAL) for i in range(3)],
+    )
+    assert held.shrink(4)
+    assert held.shrink(3)
+    assert not held.shrink(4)
+    assert list(held.rows()) == []
+
+
 # -- what the loader reads ------------------------------------------------------------------
 
 
