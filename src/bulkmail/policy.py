@@ -512,8 +512,9 @@ def load_tenants(path: Path) -> TenantMap:
         raise SystemExit(f"policy: {path}: {error}") from error
 
 
-def read_conninfo(path: Path | None, environ: Mapping[str, str] = os.environ) -> str:
+def read_conninfo(path: Path | None, environ: Mapping[str, str] | None = None) -> str:
     """The connection string from the file, else from the environment (never logged)."""
+    environ = os.environ if environ is None else environ
     if path is not None:
         try:
             text = path.read_text(encoding="utf-8").strip()

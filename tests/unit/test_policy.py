@@ -128,7 +128,7 @@ def test_requests_sent_together_are_answered_in_order() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request("bob@example.org") + request("alice@example.org") * 2)
         await writer.drain()
-        answers = [await reader.readuntil(b"\n\n") for _ in range(3)]
+        answers = [await reader.readuntil(b"\n\n") for _answer in range(3)]
         writer.close()
         assert answers == [b"action=DUNNO\n\n", REFUSED_ALICE, REFUSED_ALICE]
 
@@ -405,7 +405,7 @@ def test_the_daemon_answers_from_its_file_while_the_database_is_unreachable(
     )  # fmt: skip
     try:
         assert proc.stderr is not None
-        lines = [proc.stderr.readline() for _ in range(2)]
+        lines = [proc.stderr.readline() for _line in range(2)]
         assert "restored 1 suppressions" in lines[0]
         port = int(lines[1].rsplit(":", 1)[1])
         answers = asyncio.run(
