@@ -3,13 +3,22 @@ submission accounts (587, SASL), with the secrets they carry."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ModelError, raise_collected
-from .fields import check_keys, require_str, secret, show, single_line, str_list
+from .fields import (
+    check_keys,
+    cidr_network,
+    require_str,
+    secret,
+    show,
+    single_line,
+    str_list,
+)
 
 # Wider than this, a "trusted network" is someone else's network too: every host in it may
 # relay through the stack, and it signs what they send. Wider needs a named override.
@@ -106,27 +115,21 @@ def parse_trusted_networks(
                 raise ModelError(where, f"{show(entry)} is not a mapping with network, domains")
             check_keys(entry, NETWORK_KEYS, where)
             at = f"{where}.network"
-            text = single_line(entry.get("network"), at, "a network such as 192.0.2.96/27")
-            try:
-                network = ipaddress.ip_network(text, strict=False)
-                listed.add(str(network))
-            except ValueError:
-                raise ModelError(
-                    at, f"{text!r} is not a network in CIDR form such as 192.0.2.96/27"
-                ) from None
+            # Listed as written (even /0), so the allow_wide check never asks to list it again.
+            with contextlib.suppress(ValueError):
+                listed.add(str(ipaddress.ip_network(str(entry.get("network")), strict=False)))
+            network = cidr_network(
+                entry.get("network"),
+                at,
+                example="192.0.2.96/27",
+                every_address="the smtp tier would relay and sign for anyone (an open relay); "
+                "list the networks your applications send from",
+            )
             if network.version != 4:
                 raise ModelError(
                     at,
-                    f"{text!r} is IPv6, but Postfix listens on IPv4 only (the model has IPv4 "
-                    "addresses only); remove it",
-                )
-            if "/" in text and str(network) != text:
-                raise ModelError(at, f"{text!r} has host bits set; write {network} instead")
-            if network.prefixlen == 0:
-                raise ModelError(
-                    at,
-                    f"{text!r} is every address: the smtp tier would relay and sign for anyone "
-                    "(an open relay); list the networks your applications send from",
+                    f"{str(network)!r} is IPv6, but Postfix listens on IPv4 only (the model has "
+                    "IPv4 addresses only); remove it",
                 )
             if network.prefixlen < WIDEST_TRUSTED_PREFIX and str(network) not in wide:
                 raise ModelError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ModelError, raise_collected
-from .fields import show, single_line, str_list
+from .fields import cidr_network, show, str_list
 
 NETWORKS = "bulkmail_admin_networks"
 FIREWALL = "bulkmail_firewall"
@@ -39,22 +39,13 @@ def _switch(raw: Any, path: str) -> bool:
 
 
 def _network(entry: Any, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    text = single_line(entry, where, "a network such as 192.0.2.0/28")
-    try:
-        network = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ModelError(
-            where, f"{text!r} is not a network in CIDR form such as 192.0.2.0/28"
-        ) from None
-    if "/" in text and str(network) != text:
-        raise ModelError(where, f"{text!r} has host bits set; write {network} instead")
-    if network.prefixlen == 0:
-        raise ModelError(
-            where,
-            f"{text!r} is every address: SSH would be open to the whole internet; list the "
-            "networks you administer the hosts from",
-        )
-    return network
+    return cidr_network(
+        entry,
+        where,
+        example="192.0.2.0/28",
+        every_address="SSH would be open to the whole internet; list the networks you "
+        "administer the hosts from",
+    )
 
 
 def parse_admin_networks(raw: Any, path: str = NETWORKS) -> tuple[str, ...]:

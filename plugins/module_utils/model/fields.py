@@ -218,3 +218,22 @@ def secret(value: Any, path: str, hint: str) -> str:
     if control_character(value) is not None or any(c.isspace() for c in value):
         raise ModelError(path, "contains whitespace or control characters; remove them")
     return value
+
+
+def cidr_network(
+    value: Any, path: str, *, example: str, every_address: str
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network in CIDR form without host bits, never /0; `every_address` says what /0 would
+    open, in the error."""
+    text = single_line(value, path, f"a network such as {example}")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ModelError(
+            path, f"{text!r} is not a network in CIDR form such as {example}"
+        ) from None
+    if "/" in text and str(network) != text:
+        raise ModelError(path, f"{text!r} has host bits set; write {network} instead")
+    if network.prefixlen == 0:
+        raise ModelError(path, f"{text!r} is every address: {every_address}")
+    return network
