@@ -212,5 +212,4 @@ def ban_exempt(model: Model) -> tuple[str, ...]:
     """Who fail2ban never bans: loopback, the operator's trusted networks (`domains: all`, its
     own dispatchers) and the admin networks. A tenant's trusted network is banned like anyone
     (from 587 only; its port 25 and lanes stay open), as the AUTH rate limit holds it too."""
-    operator = [sender.network for sender in model.trusted_senders if sender.domains is None]
-    return tuple(dict.fromkeys([*LOOPBACK, *operator, *model.admin.networks]))
+    return tuple(dict.fromkeys([*LOOPBACK, *model.operator_networks, *model.admin.networks]))

@@ -25,10 +25,10 @@ from email.utils import getaddresses
 from typing import Any
 
 from .model import Model
+from .model.access import ALL_DOMAINS
 
 # The guard's loopback port on the smtp primaries; Postfix calls it before OpenDKIM.
 SENDER_GUARD_PORT = 8893
-ALL = "all"
 
 
 def sender_identities(model: Model) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def sender_identities(model: Model) -> dict[str, Any]:
     return {
         "accounts": {account.username: [account.domain] for account in model.submission_accounts},
         "networks": {
-            network.network: ALL if network.domains is None else list(network.domains)
+            network.network: ALL_DOMAINS if network.domains is None else list(network.domains)
             for network in model.trusted_senders
         },
         "domains": {
@@ -75,7 +75,7 @@ class Identities:
             networks = tuple(
                 (
                     ipaddress.ip_network(str(network)),
-                    None if domains == ALL else frozenset(str(d).lower() for d in domains),
+                    None if domains == ALL_DOMAINS else frozenset(str(d).lower() for d in domains),
                 )
                 for network, domains in dict(data["networks"]).items()
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .access import (
+    ALL_DOMAINS,
     SubmissionAccount,
     TrustedNetwork,
     check_network_domains,
@@ -88,6 +89,12 @@ class Model:
     submission_accounts: tuple[SubmissionAccount, ...] = ()
     # SSH's networks and the host firewall's switches (model/admin.py).
     admin: Administration = field(default_factory=Administration)
+
+    @property
+    def operator_networks(self) -> tuple[str, ...]:
+        """The trusted networks that send as every domain (`domains: all`): the operator's own
+        dispatchers, exempt from the rate limits and from fail2ban."""
+        return tuple(sender.network for sender in self.trusted_senders if sender.domains is None)
 
     @property
     def trusted_networks(self) -> tuple[str, ...]:
@@ -308,7 +315,7 @@ def model_summary(model: Model) -> dict[str, Any]:
         "lanes": [lane.name for lane in model.lanes],
         "trusted_networks": list(model.trusted_networks),
         "trusted_senders": {
-            sender.network: "all" if sender.domains is None else list(sender.domains)
+            sender.network: ALL_DOMAINS if sender.domains is None else list(sender.domains)
             for sender in model.trusted_senders
         },
         "submission_accounts": [account.username for account in model.submission_accounts],

@@ -156,9 +156,7 @@ def smtp_host(
         public_ipv4=host.public_ipv4,
         ip_pools=model.ip_pools,
         trusted_networks=model.trusted_networks,
-        operator_networks=tuple(
-            sender.network for sender in model.trusted_senders if sender.domains is None
-        ),
+        operator_networks=model.operator_networks,
         milters=tuple(milters),
         tls_cert_file=_path(options.get("tls_cert_file", SNAKEOIL_CERT), "postfix_tls_cert_file"),
         tls_key_file=_path(options.get("tls_key_file", SNAKEOIL_KEY), "postfix_tls_key_file"),
