@@ -554,3 +554,22 @@ def _text(value: Any) -> str | None:
 def _shared(value: Any) -> str:
     """One string object per tenant, reason and code, not one per row (a million rows)."""
     return sys.intern(str(value))
+
+
+# Erased addresses (`bulkmail forget`, GDPR Art. 17): what stays in `suppression` is this keyed
+# hash, so the person is not mailed again and the table no longer names them.
+ERASED_PREFIX = "hmac-sha256:"
+
+
+def address_hash(key: bytes, address: str) -> str:
+    """`hmac-sha256:<hex>` of the normalised address: the suppression key of an erased person.
+
+    Keyed, so the table cannot be reversed by hashing a list of addresses; lower-case hex, so
+    the table's lower-case CHECK holds. The policy service looks a recipient up under this
+    form too (with every key it holds, so the key can rotate).
+    """
+    import hashlib
+    import hmac
+
+    digest = hmac.new(key, normalise_address(address).encode("utf-8"), hashlib.sha256)
+    return ERASED_PREFIX + digest.hexdigest()
