@@ -1,5 +1,5 @@
-"""python3 -m bulkmail_providers [serve | received | followups | reset | behave | relay |
-relay-received | relay-events | lab-certs | ping | check-config]"""
+"""python3 -m bulkmail_providers [serve | received | followups | dmarc-reports | reset | behave |
+relay | relay-received | relay-events | lab-certs | ping | check-config]"""
 
 from __future__ import annotations
 
@@ -77,9 +77,29 @@ def _followups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dmarc_reports(args: argparse.Namespace) -> int:
+    """Send the DMARC aggregate and TLS-RPT reports of what was received; 1 if one failed."""
+    from bulkmail_providers.dmarc_reports import Reporter
+    from bulkmail_providers.dnssource import LabResolver
+
+    config = _config(args)
+    if args.provider and args.provider not in {p.name for p in config.providers}:
+        names = ", ".join(p.name for p in config.providers)
+        print(f"dmarc-reports: --provider {args.provider}: not one of {names}", file=sys.stderr)
+        return 2
+    reporter = Reporter(config, LabResolver(config.dns_server, config.dns_timeout))
+    outcomes = reporter.run(since=args.since, provider=args.provider)
+    for outcome in outcomes:
+        print(json.dumps(outcome, sort_keys=True))
+    return 1 if any(o["status"] == "failed" for o in outcomes) else 0
+
+
 def _reset(args: argparse.Namespace) -> int:
+    from bulkmail_providers.dmarc_reports import STATE_FILE
+
     config = _config(args)
     reset(config.followup_log)
+    (config.data_dir / STATE_FILE).unlink(missing_ok=True)  # reported counts refer to the log
     dropped = reset(config.received_log, config.message_dir if args.messages else None)
     print(
         f"reset: dropped {dropped} records" + (" and the stored messages" if args.messages else "")
@@ -204,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     followups = commands.add_parser("followups", help="print what became of DSNs and ARF reports")
     followups.add_argument("--since", type=int, default=0, help="skip the first N records")
     followups.set_defaults(func=_followups)
+
+    reports = commands.add_parser(
+        "dmarc-reports",
+        help="mail DMARC aggregate (RFC 7489) and TLS-RPT (RFC 8460) reports of what arrived",
+    )
+    reports.add_argument("--dns", help="name server to look rua and MX up at (env PROVIDERS_DNS)")
+    reports.add_argument(
+        "--since",
+        type=int,
+        help="report the records after the first N (default: those not yet reported)",
+    )
+    reports.add_argument("--provider", help="only this provider's reports, e.g. google")
+    reports.set_defaults(func=_dmarc_reports)
 
     reset_cmd = commands.add_parser("reset", help="truncate the received and followup logs")
     reset_cmd.add_argument("--messages", action="store_true", help="remove stored .eml too")

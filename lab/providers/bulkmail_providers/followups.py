@@ -176,6 +176,14 @@ def deliver_report(
     raise FollowupError("; ".join(errors))
 
 
+def append_outcome(log_path: Path, record: dict[str, Any]) -> None:
+    """One line of followups.jsonl, on disk before the caller goes on (a test reads it next)."""
+    with log_path.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(record, sort_keys=True) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
 class Followups:
     """Schedules DSNs and ARF reports after acceptance and records what became of them."""
 
@@ -247,10 +255,7 @@ class Followups:
             .replace("+00:00", "Z"),
             **extra,
         }
-        with self.log_path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(record, sort_keys=True) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+        append_outcome(self.log_path, record)
 
     async def drain(self) -> None:
         """Wait for the scheduled reports (tests; a stopping server just lets them go)."""
