@@ -1,0 +1,498 @@
+"""What `bulkmail feedback` makes of each message a feedback address receives.
+
+Samples: data/feedback/ (Postfix, Gmail, Yahoo CFL, an out-of-office), and messages built
+here with the email package the way Postfix and the reporters write them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zipfile
+from datetime import UTC, datetime
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+
+import pytest
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.inbound import (
+    KIND_AUTO_REPLY,
+    KIND_BOUNCE,
+    KIND_COMPLAINT,
+    KIND_DMARC,
+    KIND_TLS,
+    KIND_UNPARSED,
+    KIND_UNSUBSCRIBE,
+    UNKNOWN,
+    FeedbackConfig,
+    FeedbackConfigError,
+    dmarc_record_statement,
+    dmarc_report_statement,
+    follow_up_statements,
+    message_statement,
+    process,
+    route,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppression import GLOBAL
+
+DATA = Path(__file__).parent / "data" / "feedback"
+NOW = datetime(2026, 10, 13, 13, 0, tzinfo=UTC)
+CONFIG_DATA = {
+    "tenants": {"domains": {"example.test": "example.test", "shop.test": "shop.test"}},
+    "return_path_domains": {
+        "bounces.example.test": "example.test",
+        "bounces.shop.test": "shop.test",
+    },
+    "senders": ["news@example.test", "offers@shop.test"],
+    "addresses": {
+        "dmarc@example.test": "dmarc_report",
+        "tls-reports@example.test": "tls_report",
+        "fbl@example.test": "complaint",
+        "unsubscribe@example.test": "unsubscribe",
+        "unsubscribe@shop.test": "unsubscribe",
+    },
+}
+CONFIG = FeedbackConfig.load(CONFIG_DATA)
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def postfix_dsn(recipient: str, verp: str, status: str, reply: str) -> bytes:
+    """A Postfix bounce(8) report, as smtp1 sends it to the VERP return path."""
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = "MAILER-DAEMON@smtp1.example.test (Mail Delivery System)"
+    report["To"] = verp
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report["Auto-Submitted"] = "auto-replied"
+    report["Message-Id"] = "<4Bx9@smtp1.example.test>"
+    report.attach(MIMEText(f"<{recipient}>: host mx said: {reply}\n"))
+    per_message = Message()
+    per_message["Reporting-MTA"] = "dns; smtp1.example.test"
+    per_message["X-Postfix-Queue-ID"] = "4Bx1Yk2Lz3z9sQ"
+    per_recipient = Message()
+    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
+    per_recipient["Original-Recipient"] = f"rfc822;{recipient}"
+    per_recipient["Action"] = "failed"
+    per_recipient["Status"] = status
+    per_recipient["Remote-MTA"] = "dns; mx.example.net"
+    per_recipient["Diagnostic-Code"] = f"smtp; {reply}"
+    per_recipient["Last-Attempt-Date"] = "Tue, 13 Oct 2026 10:15:02 +0000"
+    status_part = MIMEBase("message", "delivery-status")
+    status_part.set_payload([per_message, per_recipient])
+    report.attach(status_part)
+    headers = MIMEText(
+        f"Return-Path: <{verp}>\nFrom: News <news@example.test>\nTo: {recipient}\n"
+        "Message-ID: <20261013.1@app1.example.test>\nSubject: October\n",
+        "rfc822-headers",
+    )
+    report.attach(headers)
+    return report.as_bytes()
+
+
+def arf(original_from: str, mail_from: str, rcpt: str, *, feedback_type: str = "abuse") -> bytes:
+    """A Yahoo-style ARF report with the original's header."""
+    report = MIMEMultipart("report", report_type="feedback-report")
+    report["From"] = "Yahoo! Mail AntiSpam Feedback <feedback@arf.mail.yahoo.com>"
+    report["To"] = "fbl@example.test"
+    report["Subject"] = "FW: offers"
+    report["Message-ID"] = "<fbl.1@arf.mail.yahoo.com>"
+    report.attach(MIMEText("This is an email abuse report.\n"))
+    fields = MIMEBase("message", "feedback-report")
+    fields.set_payload(
+        f"Feedback-Type: {feedback_type}\nUser-Agent: Yahoo!-Mail-Feedback/2.0\nVersion: 0.1\n"
+        f"Original-Mail-From: <{mail_from}>\nOriginal-Rcpt-To: {rcpt}\n"
+        "Arrival-Date: Tue, 13 Oct 2026 10:15:03 +0000\n"
+    )
+    report.attach(fields)
+    report.attach(
+        MIMEText(
+            f"Return-Path: <{mail_from}>\nFrom: Offers <{original_from}>\nTo: {rcpt}\n"
+            "Message-ID: <offer.7@app1.shop.test>\nFeedback-ID: oct:shop:offers:shop0001\n",
+            "rfc822-headers",
+        )
+    )
+    return report.as_bytes()
+
+
+DMARC_XML = b"""<?xml version="1.0" encoding="UTF-8" ?>
+<feedback>
+  <report_metadata>
+    <org_name>google.com</org_name>
+    <email>noreply-dmarc-support@google.com</email>
+    <report_id>12345678901234567890</report_id>
+    <date_range><begin>1791849600</begin><end>1791935999</end></date_range>
+  </report_metadata>
+  <policy_published>
+    <domain>example.test</domain><adkim>r</adkim><aspf>r</aspf>
+    <p>none</p><sp>none</sp><pct>100</pct>
+  </policy_published>
+  <record>
+    <row>
+      <source_ip>198.51.100.11</source_ip><count>940</count>
+      <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf>
+      </policy_evaluated>
+    </row>
+    <identifiers><header_from>example.test</header_from></identifiers>
+    <auth_results>
+      <dkim><domain>example.test</domain><result>pass</result><selector>s2026a</selector></dkim>
+      <spf><domain>bounces.example.test</domain><result>pass</result></spf>
+    </auth_results>
+  </record>
+  <record>
+    <row>
+      <source_ip>203.0.113.9</source_ip><count>60</count>
+      <policy_evaluated><disposition>none</disposition><dkim>fail</dkim><spf>fail</spf>
+      </policy_evaluated>
+    </row>
+    <identifiers><header_from>example.test</header_from></identifiers>
+    <auth_results><spf><domain>spoof.example</domain><result>softfail</result></spf>
+    </auth_results>
+  </record>
+</feedback>
+"""
+
+TLSRPT = {
+    "organization-name": "Google Inc.",
+    "date-range": {
+        "start-datetime": "2026-10-12T00:00:00Z",
+        "end-datetime": "2026-10-12T23:59:59Z",
+    },
+    "contact-info": "smtp-tls-reporting@google.com",
+    "report-id": "2026-10-12T00:00:00Z_example.test",
+    "policies": [
+        {
+            "policy": {
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce"],
+                "policy-domain": "example.test",
+                "mx-host": ["mx.example.test"],
+            },
+            "summary": {
+                "total-successful-session-count": 120,
+                "total-failure-session-count": 2,
+            },
+            "failure-details": [
+                {
+                    "result-type": "certificate-expired",
+                    "sending-mta-ip": "209.85.220.41",
+                    "receiving-mx-hostname": "mx.example.test",
+                    "failed-session-count": 2,
+                }
+            ],
+        }
+    ],
+}
+
+
+def report_mail(to: str, payload: bytes, maintype: str, subtype: str, filename: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "noreply-dmarc-support@google.com"
+    message["To"] = to
+    message["Subject"] = "Report domain: example.test Submitter: google.com"
+    message["Message-ID"] = "<report.1@google.com>"
+    message.set_content("This is an aggregate report from google.com.")
+    message.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
+    return message.as_bytes()
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def test_config_rejects_unknown_keys_and_kinds() -> None:
+    with pytest.raises(FeedbackConfigError, match="unknown key 'adresses'"):
+        FeedbackConfig.load({**CONFIG_DATA, "adresses": {}})
+    with pytest.raises(FeedbackConfigError, match="'dmarc' is not one of"):
+        FeedbackConfig.load({**CONFIG_DATA, "addresses": {"d@example.test": "dmarc"}})
+    with pytest.raises(FeedbackConfigError, match="hard_bounce_scope"):
+        FeedbackConfig.load({**CONFIG_DATA, "hard_bounce_scope": "everyone"})
+    with pytest.raises(FeedbackConfigError, match="tenants"):
+        FeedbackConfig.load({"return_path_domains": {}})
+
+
+def test_route() -> None:
+    assert route("news+bob=example.net@bounces.example.test", CONFIG) == KIND_BOUNCE
+    assert route("postmaster@BOUNCES.example.test", CONFIG) == KIND_BOUNCE
+    assert route("<DMARC@example.test>", CONFIG) == KIND_DMARC
+    assert route("tls-reports@example.test", CONFIG) == KIND_TLS
+    assert route("fbl@example.test", CONFIG) == KIND_COMPLAINT
+    assert route("unsubscribe+t0k3n@example.test", CONFIG) == KIND_UNSUBSCRIBE
+    assert route("someone@example.test", CONFIG) == UNKNOWN
+
+
+# ------------------------------------------------------------------------------ bounces
+
+
+def test_postfix_dsn_for_a_verp_address_suppresses_for_its_tenant() -> None:
+    raw = sample("postfix_5.1.1.eml")
+    verp = "news+bob=example.net@bounces.example.test"
+    outcome = process(raw, "", verp, CONFIG, NOW)
+    assert outcome.kind == KIND_BOUNCE
+    assert outcome.message.envelope_recipient == verp
+    assert outcome.message.envelope_sender == ""
+    assert outcome.message.message_id == "4Bx1Yk3nWqz9sR@smtp1.example.test"
+    assert len(outcome.message.digest) == 64
+    (bounce,) = outcome.bounces
+    assert (bounce.tenant, bounce.recipient, bounce.sender) == (
+        "example.test", "bob@example.net", "news@example.test",
+    )  # fmt: skip
+    assert (bounce.dsn, bounce.bounce_class, bounce.hard) == ("5.1.1", "invalid_recipient", True)
+    assert bounce.message_id == "20261013101500.4711@app1.example.test"
+    (suppression,) = outcome.suppressions
+    assert (suppression.tenant, suppression.address, suppression.reason, suppression.dsn) == (
+        "example.test", "bob@example.net", "hard_bounce", "5.1.1",
+    )  # fmt: skip
+    assert outcome.soft_bounces == ()
+    assert "suppressed for example.test" in outcome.summary()
+
+
+def test_built_dsn_for_a_shop_address_and_global_scope() -> None:
+    verp = "offers+Carol=example.net@bounces.shop.test"
+    raw = postfix_dsn("Carol@example.net", verp, "5.1.1", "550 5.1.1 user unknown")
+    outcome = process(raw, "MAILER-DAEMON", verp, CONFIG, NOW)
+    (bounce,) = outcome.bounces
+    assert (bounce.tenant, bounce.recipient) == ("shop.test", "carol@example.net")
+    assert bounce.occurred_at == datetime(2026, 10, 13, 10, 15, 2, tzinfo=UTC)
+    assert outcome.suppressions[0].tenant == "shop.test"
+    glob = FeedbackConfig.load({**CONFIG_DATA, "hard_bounce_scope": "global"})
+    assert process(raw, "", verp, glob, NOW).suppressions[0].tenant == GLOBAL
+
+
+def test_soft_bounce_counts_without_suppressing() -> None:
+    verp = "news+erin=example.org@bounces.example.test"
+    outcome = process(sample("mailbox_full_552.eml"), "", verp, CONFIG, NOW)
+    assert outcome.kind == KIND_BOUNCE
+    assert outcome.suppressions == ()
+    (soft,) = outcome.soft_bounces
+    assert (soft.tenant, soft.address) == ("example.test", "erin@example.org")
+    assert outcome.bounces[0].hard is False
+
+
+def test_sender_side_bounce_is_recorded_only() -> None:
+    verp = "news+dan=example.net@bounces.example.test"
+    raw = postfix_dsn("dan@example.net", verp, "5.7.1", "550 5.7.1 blocked using Spamhaus")
+    outcome = process(raw, "", verp, CONFIG, NOW)
+    (bounce,) = outcome.bounces
+    assert bounce.bounce_class == "reputation_block"
+    assert outcome.suppressions == () and outcome.soft_bounces == ()
+
+
+def test_out_of_office_is_stored_and_suppresses_nothing() -> None:
+    verp = "news+grace=example.org@bounces.example.test"
+    outcome = process(sample("out_of_office.eml"), "grace@example.org", verp, CONFIG, NOW)
+    assert outcome.kind == KIND_AUTO_REPLY
+    assert (outcome.bounces, outcome.suppressions, outcome.soft_bounces) == ((), (), ())
+    assert outcome.message.raw == sample("out_of_office.eml")
+
+
+def test_delay_warning_is_no_bounce() -> None:
+    verp = "news+frank=example.org@bounces.example.test"
+    outcome = process(sample("delayed_4.4.1.eml"), "", verp, CONFIG, NOW)
+    assert outcome.kind == KIND_BOUNCE
+    assert outcome.bounces == () and outcome.suppressions == ()
+    assert "delay" in (outcome.message.note or "")
+
+
+# ------------------------------------------------------------------------------ complaints
+
+
+def test_yahoo_arf_to_the_fbl_address() -> None:
+    outcome = process(sample("yahoo_cfl.eml"), "", "fbl@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_COMPLAINT
+    (complaint,) = outcome.complaints
+    assert (complaint.tenant, complaint.recipient, complaint.sender) == (
+        "example.test", "judy@yahoo.test", "news@example.test",
+    )  # fmt: skip
+    assert complaint.feedback_id == "oct26:example:news:exnews01"
+    assert complaint.reporter == "feedback@arf.mail.yahoo.com"
+    (suppression,) = outcome.suppressions
+    assert (suppression.tenant, suppression.address, suppression.reason) == (
+        "example.test", "judy@yahoo.test", "complaint",
+    )  # fmt: skip
+
+
+def test_arf_to_a_verp_return_path_is_a_complaint() -> None:
+    verp = "news+ivan=isp.example@bounces.example.test"
+    outcome = process(sample("arf_abuse.eml"), "", verp, CONFIG, NOW)
+    assert outcome.kind == KIND_COMPLAINT
+    assert outcome.suppressions[0].address == "ivan@isp.example"
+    assert outcome.bounces == ()
+
+
+def test_complaint_for_shop_suppresses_for_shop_only() -> None:
+    """The FBL mailbox is example.test's, the complained-about mail shop.test's."""
+    raw = arf("offers@shop.test", "offers+kim=yahoo.test@bounces.shop.test", "kim@yahoo.test")
+    outcome = process(raw, "", "fbl@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_COMPLAINT
+    assert [(s.tenant, s.address) for s in outcome.suppressions] == [
+        ("shop.test", "kim@yahoo.test")
+    ]
+    assert outcome.complaints[0].tenant == "shop.test"
+
+
+def test_complaint_about_mail_not_ours_suppresses_nothing() -> None:
+    raw = arf("promo@elsewhere.example", "promo@elsewhere.example", "lee@yahoo.test")
+    outcome = process(raw, "", "fbl@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_COMPLAINT
+    assert outcome.suppressions == ()
+    assert outcome.complaints[0].tenant == "example.test"  # the mailbox's, for the record
+
+
+def test_not_spam_report_suppresses_nothing() -> None:
+    raw = arf(
+        "offers@shop.test",
+        "offers+kim=yahoo.test@bounces.shop.test",
+        "kim@yahoo.test",
+        feedback_type="not-spam",
+    )
+    outcome = process(raw, "", "fbl@example.test", CONFIG, NOW)
+    assert outcome.complaints[0].feedback_type == "not-spam"
+    assert outcome.suppressions == ()
+
+
+# ------------------------------------------------------------------------------ unsubscribe
+
+
+def test_mailto_unsubscribe_for_the_mailbox_tenant() -> None:
+    message = EmailMessage()
+    message["From"] = "Mia <Mia@Gmail.test>"
+    message["To"] = "unsubscribe+abc123@shop.test"
+    message["Subject"] = "unsubscribe"
+    message["Date"] = "Tue, 13 Oct 2026 11:00:00 +0000"
+    message.set_content("unsubscribe")
+    outcome = process(
+        message.as_bytes(), "mia@gmail.test", "unsubscribe+abc123@shop.test", CONFIG, NOW
+    )
+    assert outcome.kind == KIND_UNSUBSCRIBE
+    (suppression,) = outcome.suppressions
+    assert (suppression.tenant, suppression.address, suppression.reason) == (
+        "shop.test", "mia@gmail.test", "unsubscribe",
+    )  # fmt: skip
+    assert "abc123" in (suppression.note or "")
+    assert suppression.suppressed_at == datetime(2026, 10, 13, 11, 0, tzinfo=UTC)
+
+
+def test_auto_reply_to_the_unsubscribe_address_suppresses_nothing() -> None:
+    raw = sample("out_of_office.eml")
+    outcome = process(raw, "grace@example.org", "unsubscribe@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_AUTO_REPLY
+    assert outcome.suppressions == ()
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def test_dmarc_report_xml_gz() -> None:
+    raw = report_mail(
+        "dmarc@example.test", gzip.compress(DMARC_XML), "application", "gzip",
+        "google.com!example.test!1791849600!1791935999.xml.gz",
+    )  # fmt: skip
+    outcome = process(raw, "noreply-dmarc-support@google.com", "dmarc@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_DMARC
+    (report,) = outcome.dmarc_reports
+    assert (report.org_name, report.report_id, report.domain) == (
+        "google.com", "12345678901234567890", "example.test",
+    )  # fmt: skip
+    assert report.policy_published["p"] == "none"
+    assert [(r.source_ip, r.count, r.dkim_aligned, r.spf_aligned) for r in report.records] == [
+        ("198.51.100.11", 940, True, True),
+        ("203.0.113.9", 60, False, False),
+    ]
+    sql, params = dmarc_report_statement(report, 7)
+    assert "ON CONFLICT (org_name, report_id) DO NOTHING RETURNING id" in sql
+    assert json.loads(params[-1])["domain"] == "example.test"
+    sql, rows = dmarc_record_statement(report, 3)
+    assert sql.count("%s") == len(rows[0]) == 12
+    assert rows[0][:3] == (3, "198.51.100.11", 940)
+
+
+def test_dmarc_report_zip() -> None:
+    raw = report_mail(
+        "dmarc@example.test", zipped("google.com!example.test.xml", DMARC_XML),
+        "application", "zip", "google.com!example.test.zip",
+    )  # fmt: skip
+    outcome = process(raw, "noreply-dmarc-support@google.com", "dmarc@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_DMARC
+    assert outcome.dmarc_reports[0].messages == 1000
+
+
+def test_tls_report_gzip_json() -> None:
+    raw = report_mail(
+        "tls-reports@example.test", gzip.compress(json.dumps(TLSRPT).encode()),
+        "application", "tlsrpt+gzip", "google.com!example.test!1791849600.json.gz",
+    )  # fmt: skip
+    outcome = process(raw, "noreply@google.com", "tls-reports@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_TLS
+    (row,) = outcome.tls_reports
+    assert (row.policy_domain, row.policy_type, row.successful, row.failed) == (
+        "example.test", "sts", 120, 2,
+    )  # fmt: skip
+    (statement,) = follow_up_statements(outcome, 11)
+    assert statement[1][0] == 11
+    assert json.loads(statement[1][-1])[0]["result-type"] == "certificate-expired"
+
+
+def test_report_address_without_a_report_is_unparsed() -> None:
+    raw = report_mail("dmarc@example.test", b"\x1f\x8bnot gzip", "application", "gzip", "x.gz")
+    outcome = process(raw, "someone@example.org", "dmarc@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_UNPARSED
+    assert "gzip" in (outcome.message.note or "")
+
+
+# ------------------------------------------------------------------------------ garbage
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\xff\xfe garbage \x80\x81",
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n--x\n",
+        b"From: nobody\nSubject: =?utf-8?b?////?=\n\nhello",
+    ],
+)
+def test_garbage_is_kept_unparsed(raw: bytes) -> None:
+    outcome = process(raw, "", "news+x=example.net@bounces.example.test", CONFIG, NOW)
+    assert outcome.kind in (KIND_UNPARSED, KIND_BOUNCE)
+    assert outcome.suppressions == ()
+    assert outcome.message.raw == raw
+
+
+def test_garbage_to_the_fbl_address_is_unparsed() -> None:
+    outcome = process(b"\x00\x01binary", "", "fbl@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_UNPARSED
+    assert outcome.complaints == () and outcome.suppressions == ()
+
+
+def test_unknown_address_is_unparsed() -> None:
+    outcome = process(b"Subject: hi\n\nhi", "a@b.test", "nobody@example.test", CONFIG, NOW)
+    assert outcome.kind == KIND_UNPARSED
+
+
+# ------------------------------------------------------------------------------ SQL
+
+
+def test_statements_carry_every_column() -> None:
+    raw = sample("postfix_5.1.1.eml")
+    outcome = process(raw, "", "news+bob=example.net@bounces.example.test", CONFIG, NOW)
+    sql, params = message_statement(outcome.message)
+    assert "ON CONFLICT (digest, envelope_recipient) DO NOTHING RETURNING id" in sql
+    assert sql.count("%s") == len(params) == 7
+    assert params[5] == raw
+    statements = follow_up_statements(outcome, 42)
+    assert [s.split()[2] for s, _p in statements] == ["bounces", "suppression"]
+    for statement, values in statements:
+        assert statement.count("%s") == len(values)
+    assert statements[0][1][0] == 42
+    assert "ON CONFLICT (tenant, address) DO NOTHING" in statements[1][0]
