@@ -53,6 +53,10 @@ OPENDKIM_CONF = Path("/etc/opendkim.conf")
 # What opendkim.conf must say for the signatures to be of the kind made here.
 REQUIRED = {"canonicalization": "relaxed/simple", "signaturealgorithm": "rsa-sha256"}
 HEADER_NAME = b"DKIM-Signature"
+# Signed whatever SignHeaders says: Gmail and Yahoo ignore one-click unsubscribe and Feedback-ID
+# headers the signature does not cover (RFC 8058 section 4), and OpenDKIM's default list (RFC
+# 6376 5.4.1's) has List-Unsubscribe but neither of the others. Absent headers are not signed.
+ALWAYS_SIGNED = frozenset({b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id"})
 
 
 class SigningError(Exception):
@@ -239,7 +243,7 @@ class Signer:
             keys,
             parse_signing_table(tables["signingtable"], keys),
             tables["signingtable"],
-            _header_names(settings.get("signheaders", "")),
+            _header_names(settings.get("signheaders", "")) | ALWAYS_SIGNED,
             _header_names(settings.get("oversignheaders", "")),
         )
 

@@ -1,13 +1,25 @@
 """`bulkmail submit`: sign a message and hand it to each recipient's provider instance.
 
     bulkmail submit --lane bulk --from SENDER --to RCPT [--to RCPT ...] [--routes FILE]
-                    [--suffixes FILE] [--opendkim-conf FILE] < message
+                    [--suffixes FILE] [--opendkim-conf FILE]
+                    [--campaign ID [--tenant T] [--stream S] [--feedback-sender-id ID]
+                     [--unsubscribe-keys-file FILE --unsubscribe-url BASE
+                      [--unsubscribe-mailto ADDR]]] < message
 
 A lane split by provider has a Postfix instance per provider, without a milter. This
 dispatcher signs the message once (`bulkmail.signer`, OpenDKIM's keys and tables), classifies
 each recipient domain by its best MX as the lane's intake would (`ProviderMap.provider`),
 and delivers each provider's recipients in one SMTP transaction to that provider's instance
 (`lane-<lane>` of the routes file; a provider without a route takes `default`).
+
+With `--campaign`, the message gets `Feedback-ID: campaign:tenant:stream:sender-id` (Gmail's
+form); with `--unsubscribe-keys-file` and `--unsubscribe-url` too, RFC 8058's
+`List-Unsubscribe` (the HTTPS URI of `bulkmail unsubscribe-web`, and a mailto: one with
+`--unsubscribe-mailto`) and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, with a token
+for the one recipient (so exactly one `--to`). They replace any headers of those names and are
+added before signing: the signature covers them (`signer.ALWAYS_SIGNED`), which Gmail and
+Yahoo require. The tenant is `--tenant`, else the From header's domain (the sending domain,
+each its own tenant until the model has tenants; the policy service's tenant of the mail).
 
 Output: one JSON line per provider group: `provider`, `route` (`host:port`), and either
 `reply` (the instance took the message for `recipients`) or `error` and `temporary` (it did
@@ -24,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.utils
 import json
 import re
 import smtplib
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +51,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from bulkmail import signer
+from bulkmail.logic.feedback.suppression import normalise_domain
+from bulkmail.logic.feedback.unsubscribe import (
+    feedback_id,
+    parse_keys,
+    replace_headers,
+    unsubscribe_headers,
+)
 from bulkmail.logic.model.lanes import ROUTE_MAP_PREFIX, route_map_name
 from bulkmail.provider_map import (
     ProviderMap,
@@ -349,6 +370,62 @@ def message_id(message: bytes) -> str:
     return " ".join(str(value).split()) if value else ""
 
 
+DEFAULT_FEEDBACK_SENDER_ID = "bulkmail"
+
+
+def from_domain(message: bytes) -> str:
+    """The domain of the message's From address, normalised; ConfigError without one."""
+    value = BytesHeaderParser().parsebytes(message).get_all("From") or []
+    addresses = [address for _name, address in email.utils.getaddresses(map(str, value))]
+    if len(value) != 1 or not addresses or "@" not in addresses[0]:
+        raise ConfigError("the message needs one From header with an address, to name a tenant")
+    return normalise_domain(addresses[0].rpartition("@")[2])
+
+
+def list_headers(
+    args: argparse.Namespace, message: bytes, today: int | None = None
+) -> list[tuple[str, str]]:
+    """The Feedback-ID and one-click unsubscribe headers the options ask for (none without
+    --campaign); ConfigError when the options do not go together."""
+    unsubscribe = (args.unsubscribe_keys_file, args.unsubscribe_url, args.unsubscribe_mailto)
+    if args.campaign is None:
+        if any(unsubscribe) or args.tenant is not None:
+            raise ConfigError(
+                "--unsubscribe-... and --tenant need --campaign ID (the token and the "
+                "Feedback-ID name the campaign)"
+            )
+        return []
+    tenant = (args.tenant or from_domain(message)).strip().lower()
+    headers = []
+    if any(unsubscribe):
+        if not (args.unsubscribe_keys_file and args.unsubscribe_url):
+            raise ConfigError(
+                "one-click unsubscribe needs both --unsubscribe-keys-file and --unsubscribe-url "
+                "(RFC 8058: the HTTPS URI is required, the mailto: one is optional)"
+            )
+        if len(args.recipients) != 1:
+            raise ConfigError(
+                f"unsubscribe tokens are per recipient: give exactly one --to with "
+                f"--unsubscribe-keys-file, not {len(args.recipients)}"
+            )
+        path = args.unsubscribe_keys_file
+        try:
+            keys = parse_keys(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise ConfigError(f"--unsubscribe-keys-file {path}: {reason}") from None
+        except ValueError as error:
+            raise ConfigError(f"--unsubscribe-keys-file {error}") from None
+        day = int(time.time() // 86400) if today is None else today
+        headers += unsubscribe_headers(
+            keys[0], tenant, args.recipients[0], args.campaign, args.unsubscribe_url,
+            args.unsubscribe_mailto, day,
+        )  # fmt: skip
+    stream = args.stream or args.lane
+    headers.append(("Feedback-ID", feedback_id(args.campaign, tenant, stream, args.sender_id)))
+    return headers
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lane", required=True, help="the lane, e.g. bulk (its map: lane-bulk)")
     parser.add_argument(
@@ -375,6 +452,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"JSON: provider -> MX host suffixes (default {SUFFIXES})",
     )
     signer.add_table_arguments(parser)
+    marking = parser.add_argument_group("bulk mail headers (added before signing)")
+    marking.add_argument(
+        "--campaign",
+        metavar="ID",
+        help="the campaign: Feedback-ID's first field and the unsubscribe token's list",
+    )
+    marking.add_argument(
+        "--tenant", metavar="T", help="the tenant (default: the From header's domain)"
+    )
+    marking.add_argument(
+        "--stream", metavar="S", help="Feedback-ID's stream field (default: the lane)"
+    )
+    marking.add_argument(
+        "--feedback-sender-id",
+        dest="sender_id",
+        metavar="ID",
+        default=DEFAULT_FEEDBACK_SENDER_ID,
+        help=f"Feedback-ID's SenderId, 5 to 15 characters (default {DEFAULT_FEEDBACK_SENDER_ID})",
+    )
+    marking.add_argument(
+        "--unsubscribe-keys-file",
+        type=Path,
+        metavar="FILE",
+        help="the token keys (bulkmail unsubscribe-web's --keys-file; the first signs)",
+    )
+    marking.add_argument(
+        "--unsubscribe-url",
+        metavar="BASE",
+        help="https:// base of bulkmail unsubscribe-web: List-Unsubscribe gets BASE/u/TOKEN",
+    )
+    marking.add_argument(
+        "--unsubscribe-mailto",
+        metavar="ADDR",
+        help="also a mailto:ADDR?subject=unsubscribe-TOKEN in List-Unsubscribe",
+    )
 
 
 @dataclass
@@ -425,6 +537,9 @@ def _run(
     try:
         # SMTP's line ends before signing: the message goes out as it was signed.
         message = re.sub(rb"\r?\n", b"\r\n", stdin.read())
+        headers = list_headers(args, message)
+        if headers:
+            message = replace_headers(message, headers)
         signed = signer.Signer.from_conf(args.opendkim_conf).sign(message)
         routes = lane_routes(load_routes(args.routes), args.lane, args.routes)
         suffixes = load_suffixes(args.suffixes)
