@@ -119,74 +119,8 @@ def arf(original_from: str, mail_from: str, rcpt: str, *, feedback_type: str = "
     return report.as_bytes()
 
 
-DMARC_XML = b"""<?xml version="1.0" encoding="UTF-8" ?>
-<feedback>
-  <report_metadata>
-    <org_name>google.com</org_name>
-    <email>noreply-dmarc-support@google.com</email>
-    <report_id>12345678901234567890</report_id>
-    <date_range><begin>1791849600</begin><end>1791935999</end></date_range>
-  </report_metadata>
-  <policy_published>
-    <domain>example.test</domain><adkim>r</adkim><aspf>r</aspf>
-    <p>none</p><sp>none</sp><pct>100</pct>
-  </policy_published>
-  <record>
-    <row>
-      <source_ip>198.51.100.11</source_ip><count>940</count>
-      <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf>
-      </policy_evaluated>
-    </row>
-    <identifiers><header_from>example.test</header_from></identifiers>
-    <auth_results>
-      <dkim><domain>example.test</domain><result>pass</result><selector>s2026a</selector></dkim>
-      <spf><domain>bounces.example.test</domain><result>pass</result></spf>
-    </auth_results>
-  </record>
-  <record>
-    <row>
-      <source_ip>203.0.113.9</source_ip><count>60</count>
-      <policy_evaluated><disposition>none</disposition><dkim>fail</dkim><spf>fail</spf>
-      </policy_evaluated>
-    </row>
-    <identifiers><header_from>example.test</header_from></identifiers>
-    <auth_results><spf><domain>spoof.example</domain><result>softfail</result></spf>
-    </auth_results>
-  </record>
-</feedback>
-"""
-
-TLSRPT = {
-    "organization-name": "Google Inc.",
-    "date-range": {
-        "start-datetime": "2026-10-12T00:00:00Z",
-        "end-datetime": "2026-10-12T23:59:59Z",
-    },
-    "contact-info": "smtp-tls-reporting@google.com",
-    "report-id": "2026-10-12T00:00:00Z_example.test",
-    "policies": [
-        {
-            "policy": {
-                "policy-type": "sts",
-                "policy-string": ["version: STSv1", "mode: enforce"],
-                "policy-domain": "example.test",
-                "mx-host": ["mx.example.test"],
-            },
-            "summary": {
-                "total-successful-session-count": 120,
-                "total-failure-session-count": 2,
-            },
-            "failure-details": [
-                {
-                    "result-type": "certificate-expired",
-                    "sending-mta-ip": "209.85.220.41",
-                    "receiving-mx-hostname": "mx.example.test",
-                    "failed-session-count": 2,
-                }
-            ],
-        }
-    ],
-}
+DMARC_XML = sample("dmarc_google.xml")
+TLSRPT = json.loads(sample("tlsrpt_google.json"))
 
 
 def report_mail(to: str, payload: bytes, maintype: str, subtype: str, filename: str) -> bytes:
