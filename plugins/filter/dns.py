@@ -105,14 +105,15 @@ def zones(
         ttl=int(ttl),
         reverse_zones=bool(reverse_zones),
         web_hosts=parsed.web_hosts,
+        mx_hosts=parsed.receivers,
     )
 
 
 @_model_errors_as_filter_errors
 def mta_sts_policies_filter(model: Any) -> list[dict[str, Any]]:
-    """Input: the `bulkmail_model` fact; the smtp hosts give the policies' mx lines."""
+    """Input: the `bulkmail_model` fact; the receiving smtp hosts give the policies' mx lines."""
     parsed = parse_model(model)
-    return mta_sts_policies(list(parsed.domains), parsed.smtp_hosts)
+    return mta_sts_policies(list(parsed.domains), parsed.receivers)
 
 
 @_model_errors_as_filter_errors

@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Thin filters over plugins/module_utils/model (documented in model.yml, model_summary.yml,
-model_hosts.yml, sender_identities.yml)."""
+model_hosts.yml, sender_identities.yml, feedback_settings.yml)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.addresses import (
+    processor_config,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppression import (
+    default_tenants,
+)
 from ansible_collections.bulkmail.infra.plugins.module_utils.model import (
     MODEL_VARIABLES,
     ModelError,
@@ -79,6 +85,33 @@ def identities(inputs: Any) -> dict[str, Any]:
         raise AnsibleFilterError(str(error)) from error
 
 
+def feedback_settings(inputs: Any) -> dict[str, Any]:
+    """The feedback loop's data: tenants, the processor's file, soft bounces, our addresses."""
+    try:
+        parsed = parse_model(inputs)
+    except ModelError as error:
+        raise AnsibleFilterError(str(error)) from error
+    own = [
+        address
+        for host in parsed.smtp_hosts
+        for address in (*host.public_addresses, host.internal_ipv4)
+        if address
+    ]
+    return {
+        "tenants": default_tenants(domain.name for domain in parsed.domains),
+        "processor": processor_config(
+            parsed.domains,
+            parsed.submission_accounts,
+            hard_bounce_scope=parsed.feedback.hard_bounce_scope,
+        ),
+        "soft_bounces": {
+            "threshold": parsed.feedback.soft_bounce_threshold,
+            "days": parsed.feedback.soft_bounce_days,
+        },
+        "own_hosts": sorted(set(own)),
+    }
+
+
 class FilterModule:
     """The bulkmail inventory model."""
 
@@ -88,4 +121,5 @@ class FilterModule:
             "model_summary": summary,
             "model_hosts": hosts,
             "sender_identities": identities,
+            "feedback_settings": feedback_settings,
         }

@@ -232,8 +232,11 @@ def zone_records(
     index: int = 0,
     ttl: int = DEFAULT_TTL,
     web_hosts: Sequence[Host] = (),
+    mx_hosts: Sequence[Host] | None = None,
 ) -> list[dict[str, Any]]:
     """The records one sending domain needs, with fully qualified names.
+
+    `mx_hosts` are the smtp hosts that receive (Model.receivers; default: every smtp host).
 
     MX and SPF at the domain and at its return-path domain (bounces come back to the smtp
     hosts), DKIM for every listed selector, DMARC at _dmarc; with mta_sts the `_mta-sts`
@@ -244,8 +247,9 @@ def zone_records(
     owners = [domain.name]
     if domain.return_path_domain and domain.return_path_domain != domain.name:
         owners.append(domain.return_path_domain)
+    receivers = smtp_hosts if mx_hosts is None else mx_hosts
     for owner in owners:
-        for host in smtp_hosts:
+        for host in receivers:
             records.append(
                 _rec(owner, "MX", f"{MX_PREFERENCE} {absolute(str(host.hostname))}", ttl)
             )
@@ -275,7 +279,7 @@ def zone_records(
                 "needs an smtp host (the policy's mx) and a web host to serve "
                 f"https://mta-sts.{domain.name}{MTA_STS_POLICY_PATH}; add them or remove mta_sts",
             )
-        policy = render_mta_sts_policy(domain.mta_sts, [str(h.hostname) for h in smtp_hosts])
+        policy = render_mta_sts_policy(domain.mta_sts, [str(h.hostname) for h in receivers])
         records.append(_rec(f"_mta-sts.{domain.name}", "TXT", [render_mta_sts_record(policy)], ttl))
         for host in web_hosts:
             records.append(_rec(f"mta-sts.{domain.name}", "A", host.public_ipv4, ttl))
@@ -374,6 +378,7 @@ def build_zones(
     ttl: int = DEFAULT_TTL,
     reverse_zones: bool = True,
     web_hosts: Sequence[Host] = (),
+    mx_hosts: Sequence[Host] | None = None,
 ) -> list[dict[str, Any]]:
     """Every zone the dns tier serves, with its SOA parameters and full record list.
 
@@ -424,6 +429,7 @@ def build_zones(
                     index=index,
                     ttl=ttl,
                     web_hosts=web_hosts,
+                    mx_hosts=mx_hosts,
                 )
             )
         except ModelError as error:

@@ -26,6 +26,7 @@ from .admin import Administration, parse_administration
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
 from .extras import ROLE_VARIABLES, check_role_extras
+from .feedback import Feedback, check_feedback, parse_feedback
 from .fields import secret, show
 from .hosts import Host, check_hosts, parse_dns_hosts, parse_hosts, parse_smtp_hosts
 from .lanes import Lane, lane_address, parse_lanes
@@ -53,6 +54,7 @@ MODEL_VARIABLES = (
     "bulkmail_admin_ssh",
     "bulkmail_firewall",
     "bulkmail_submission_accounts",
+    "bulkmail_feedback",
     "bulkmail_db_app_password",
     "bulkmail_db_reader_password",
 )
@@ -89,6 +91,18 @@ class Model:
     submission_accounts: tuple[SubmissionAccount, ...] = ()
     # SSH's networks and the host firewall's switches (model/admin.py).
     admin: Administration = field(default_factory=Administration)
+    # Who receives bounces, complaints and reports, and where postmaster@ goes (model/feedback.py).
+    feedback: Feedback = field(default_factory=Feedback)
+
+    @property
+    def receivers(self) -> tuple[Host, ...]:
+        """The smtp hosts that take mail in for the feedback addresses: the domains' MX."""
+        if self.feedback.receivers is None:
+            return self.primaries
+        return tuple(h for h in self.smtp_hosts if h.inventory_name in self.feedback.receivers)
+
+    def receives(self, name: str) -> bool:
+        return any(host.inventory_name == name for host in self.receivers)
 
     @property
     def operator_networks(self) -> tuple[str, ...]:
@@ -247,6 +261,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     volume = raw.get("bulkmail_volume")
     step("volume", lambda: None if volume is None else parse_volume(volume))
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
+    step("feedback", lambda: parse_feedback(raw.get("bulkmail_feedback")))
     step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
     step(
         "trusted_senders",
@@ -279,6 +294,12 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     errors += check_hosts(model.smtp_hosts, model.dns_hosts, model.hosts, model.ip_pools)
     errors += _cross_checks(model)
     errors += check_network_domains(model.trusted_senders, [d.name for d in model.domains])
+    errors += check_feedback(
+        model.feedback,
+        [host.inventory_name for host in model.smtp_hosts],
+        [host.inventory_name for host in model.graveyards],
+        bool(model.domains),
+    )
     raise_collected(errors)
     return model
 
@@ -321,6 +342,8 @@ def model_summary(model: Model) -> dict[str, Any]:
         "submission_accounts": [account.username for account in model.submission_accounts],
         "firewall": model.admin.firewall,
         "admin_networks": list(model.admin.networks),
+        "receivers": [host.inventory_name for host in model.receivers],
+        "operator_address": model.feedback.operator_address,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..feedback.addresses import feedback_addresses
 from ..model import Model, ModelError
 from ..model.fields import check_keys, whole_number
 from .config import (
@@ -28,11 +29,23 @@ from .config import (
     settings_from_data,
     smtp_host,
 )
+from .inbound import DEFAULT_POLICY_SERVICE, postfix_inbound, postfix_policy
 from .lanes import lane_routes, postfix_instances
 from .tuning import active_queue_limit, postfix_tuning, provider_suffixes
 
-PLAN_OPTION_KEYS = (*OPTION_KEYS, "provider_map_port", "main_cf_layers", "master_cf_layers")
+PLAN_OPTION_KEYS = (
+    *OPTION_KEYS,
+    "provider_map_port",
+    "main_cf_layers",
+    "master_cf_layers",
+    "policy_service",
+    "feedback_command",
+    "feedback_user",
+    "feedback_arguments",
+)
 DEFAULT_PROVIDER_MAP_PORT = 10028
+DEFAULT_FEEDBACK_COMMAND = "/opt/bulkmail/bin/bulkmail"
+DEFAULT_FEEDBACK_USER = "bulkmail-feedback"
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,14 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
     ]
     base_main = postfix_main_cf(host)
     base_master = postfix_master_services(host)
+    # A graveyard takes only mail a primary already asked about, and receives nothing.
+    graveyard = model.is_graveyard(name)
+    policy = (
+        []
+        if graveyard
+        else postfix_policy(str(options.get("policy_service", DEFAULT_POLICY_SERVICE) or ""))
+    )
+    inbound = _inbound(model, name, options, tuning.main_cf)
     instances = postfix_instances(
         model,
         name,
@@ -115,18 +136,24 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
             base_main,
             _present(tuning.main_cf),
             _present(verp["main_cf"]),
+            _present(policy),
+            _present(inbound["main_cf"] if instance.lane.instance == "-" else []),
             *user_main,
             _present(instance.main_cf),
         )
         master_cf = merge_services(
-            base_master, _present(tuning.master_cf), *user_master, instance.master_cf
+            base_master,
+            _present(tuning.master_cf),
+            _present(inbound["master_cf"] if instance.lane.instance == "-" else []),
+            *user_master,
+            instance.master_cf,
         )
         data = instance.as_dict()
         data.pop("route_map")
         data["main_cf"] = [setting.as_dict() for setting in main_cf]
         data["master_cf"] = [service.as_dict() for service in master_cf]
         planned.append(data)
-    tables = [*verp["tables"], *tuning.tables]
+    tables = [*verp["tables"], *inbound["tables"], *tuning.tables]
     return Plan(
         instances=tuple(planned),
         tables=tuple(t for t in tables if not t.get("secret")),
@@ -136,6 +163,26 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
             {"key": key, "owners": owners} for key, owners in postfix_sender_logins(model)
         ),
         provider_map_socket=socket,
+    )
+
+
+def _inbound(model: Model, name: str, options: Mapping[str, Any], tuned: Any) -> dict[str, Any]:
+    """The default instance's inbound layer when `name` receives (Model.receivers)."""
+    if not model.receives(name):
+        return {"main_cf": [], "master_cf": [], "tables": []}
+    addresses = feedback_addresses(
+        model.domains, model.submission_accounts, model.feedback.operator_address
+    )
+    transport_maps = [s.value for s in tuned if s.name == "transport_maps"]
+    arguments = options.get("feedback_arguments") or []
+    if isinstance(arguments, str) or not all(isinstance(a, str) for a in arguments):
+        raise ModelError("postfix_feedback_arguments", "is not a list of strings")
+    return postfix_inbound(
+        addresses,
+        command=str(options.get("feedback_command") or DEFAULT_FEEDBACK_COMMAND),
+        user=str(options.get("feedback_user") or DEFAULT_FEEDBACK_USER),
+        transport_maps=[v for value in transport_maps for v in value.split(", ") if v],
+        arguments=list(arguments),
     )
 
 

@@ -30,6 +30,8 @@ VOLUME: dict[str, Any] = {"messages_per_day": 20000, "peak_per_hour": 5000}
 # With hosts and the firewall on (the default), the model wants SSH's networks
 # (model/admin.py); `inventory()` gives the lab's unless the variables name their own.
 ADMIN_NETWORKS = ["10.25.0.0/28"]
+# With smtp hosts and domains the model wants an operator address (model/feedback.py).
+FEEDBACK = {"operator_address": "noc@operator.test"}
 
 
 def inventory(
@@ -45,7 +47,11 @@ def inventory(
 
     The smtp_fallback hosts are smtp hosts too: the group is a child of smtp, as in the lab.
     """
-    variables = {"bulkmail_admin_networks": ADMIN_NETWORKS, **variables}
+    variables = {
+        "bulkmail_admin_networks": ADMIN_NETWORKS,
+        "bulkmail_feedback": FEEDBACK,
+        **variables,
+    }
     members: dict[str, Hosts] = {
         "smtp": [*smtp, *smtp_fallback],
         "smtp_fallback": smtp_fallback,
@@ -190,6 +196,7 @@ LAB_VARIABLES: dict[str, Any] = {
     },
     "bulkmail_trusted_networks": [{"network": "10.25.0.96/27", "domains": "all"}],
     "bulkmail_admin_networks": ADMIN_NETWORKS,
+    "bulkmail_feedback": FEEDBACK,
     "bulkmail_volume": {"messages_per_day": 20000, "peak_per_hour": 5000, "message_size_kb": 50},
     "bulkmail_providers": {
         "google": {"extra_mx_suffixes": [".google.test"]},
