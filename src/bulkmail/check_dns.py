@@ -1,6 +1,6 @@
 """`bulkmail check-dns`: check what sending domains publish in live DNS.
 
-    bulkmail check-dns [DOMAIN...] [--nameserver IP] [--json]
+    bulkmail check-dns [DOMAIN...] [--nameserver IP] [--json] [--no-probe]
                        [--pool-ip IP]... [--selector SELECTOR]... [--key-store DIR]
                        [--expect FILE] [--inventory DIR]
 
@@ -20,6 +20,11 @@ What each domain should publish comes from flags, from the inventory model, or b
 - `--inventory DIR`: the same variables read from `DIR/group_vars/all.yml` and
   `DIR/group_vars/all/*.yml` (values that are Jinja templates or vaulted are ignored).
 
+Report addresses (DMARC and TLS-RPT `rua=mailto:`) must receive mail: their domain needs an
+MX (or an address), and its best reachable MX is asked, on port 25, `EHLO`, `MAIL FROM:<>`,
+`RCPT TO:<address>` (then `RSET`, `QUIT`; never DATA). 250/251 pass, 4xx warns, 5xx or no MX
+answering fails. `--no-probe` skips the SMTP part where port 25 is blocked ("not probed").
+
 Flags win over the file. Without DOMAIN arguments every domain of the model is checked.
 Exit status: 0 when every required check passes (warnings allowed), 1 when one fails,
 2 for a usage error.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import smtplib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -38,12 +44,23 @@ from typing import Any, TextIO
 from bulkmail.logic.adapters.dns_lookup import dnspython_resolve
 from bulkmail.logic.adapters.key_store import public_keys_from_store
 from bulkmail.logic.dns.check import check_domains, expectations_from_model
-from bulkmail.logic.dns.report import PASS, DomainReport, Expectations, Resolve
+from bulkmail.logic.dns.report import (
+    PASS,
+    DomainReport,
+    Expectations,
+    LookupFailed,
+    Probe,
+    ProbeResult,
+    Resolve,
+    resolve_addresses,
+)
 from bulkmail.logic.model.domains import parse_ip_pools, pool_addresses
 from bulkmail.logic.model.errors import ModelError
 from bulkmail.logic.model.fields import validate_domain_name, validate_ipv4, validate_selector
 
 DEFAULT_TIMEOUT = 5.0
+PROBE_TIMEOUT = 10.0  # per SMTP connection and reply
+SMTP_PORT = 25
 
 
 class UsageError(Exception):
@@ -66,6 +83,69 @@ def nameserver_problem(nameserver: str, timeout: float = DEFAULT_TIMEOUT) -> str
     except (OSError, ValueError, dns.exception.DNSException) as error:
         return f"{nameserver} cannot be asked: {error}"
     return None  # any reply, even REFUSED, means the server is there
+
+
+# --- the network side: SMTP probes of report addresses -------------------------------------
+
+
+def _text(message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return " ".join(text.split())
+
+
+def _converse(client: smtplib.SMTP, host: str, address: str) -> ProbeResult:
+    """EHLO (HELO if refused), MAIL FROM:<>, RCPT TO:<address>; the reply that decides."""
+    code, message = client.ehlo()
+    if code != 250:
+        code, message = client.helo()
+        if code != 250:
+            return ProbeResult(code, _text(message), host, "EHLO")
+    code, message = client.mail("")  # MAIL FROM:<>, as reporters and bounces send
+    if code != 250:
+        return ProbeResult(code, _text(message), host, "MAIL FROM:<>")
+    code, message = client.rcpt(address)
+    result = ProbeResult(code, _text(message), host, "RCPT TO")
+    try:
+        client.rset()
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        pass  # the answer is in; how the session ends does not change it
+    return result
+
+
+def smtp_probe(
+    resolve: Resolve,
+    timeout: float = PROBE_TIMEOUT,
+    port: int = SMTP_PORT,
+    helo: str | None = None,
+) -> Probe:
+    """A `probe` over smtplib: MX hosts are resolved through `resolve` (the checked DNS,
+    e.g. --nameserver, not the system's), tried in order until one answers."""
+
+    def probe(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+        unreachable = []
+        for host in mx_hosts:
+            try:
+                addresses = resolve_addresses(host, resolve)
+            except LookupFailed as error:
+                unreachable.append(f"{host}: {error.problem}")
+                continue
+            if not addresses:
+                unreachable.append(f"{host}: no address")
+            for ip in addresses:
+                client = smtplib.SMTP(local_hostname=helo, timeout=timeout)
+                try:
+                    code, message = client.connect(ip, port)
+                    if code != 220:
+                        return ProbeResult(code, _text(message), host, "greeting")
+                    return _converse(client, host, address)
+                except (OSError, smtplib.SMTPException) as error:
+                    unreachable.append(f"{host}[{ip}]: {error or type(error).__name__}")
+                finally:
+                    client.close()
+        return ProbeResult(None, "; ".join(unreachable) or "no MX host")
+
+    return probe
 
 
 # --- the model side: flags and files -------------------------------------------------------
@@ -260,6 +340,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML/JSON with bulkmail_domains, bulkmail_ip_pools (the inventory model)",
     )
     parser.add_argument("--inventory", metavar="DIR", help="read the model from DIR/group_vars/all")
+    parser.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="do not ask report addresses' MX over SMTP (port 25 blocked); only their MX is "
+        "looked up",
+    )
 
 
 def run(
@@ -267,8 +353,10 @@ def run(
     resolve: Resolve | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    probe: Probe | None = None,
 ) -> int:
-    """Check, print, and return the exit status. `resolve` replaces dnspython (tests)."""
+    """Check, print, and return the exit status. `resolve` replaces dnspython and `probe`
+    the SMTP probe of report addresses (tests)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
@@ -289,6 +377,10 @@ def run(
                 file=stderr,
             )
             return 2
-    reports = check_domains(expectations, resolve)
+    if getattr(args, "no_probe", False):
+        probe = None
+    elif probe is None:
+        probe = smtp_probe(resolve)
+    reports = check_domains(expectations, resolve, probe)
     print(render_json(reports) if args.json else render_table(reports), file=stdout)
     return 0 if all(report.ok for report in reports) else 1

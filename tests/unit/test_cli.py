@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from bulkmail.logic.dkim.keys import private_key_pem, public_key_b64
 from bulkmail.logic.dns.records import dkim_txt_value
-from bulkmail.logic.dns.report import LookupFailed
+from bulkmail.logic.dns.report import LookupFailed, ProbeResult
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bulkmail.cli import main
+from bulkmail import check_dns as check_dns_command
+from bulkmail.cli import build_parser, main
 
 POOL_IP = "198.51.100.10"
 DOMAINS = ("example.test", "shop.test")
@@ -68,10 +69,20 @@ bulkmail_ip_pools:
 """
 
 
+def accepting(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+    """A report address's MX that takes RCPT TO (the lab's, when its report mailbox exists)."""
+    return ProbeResult(250, "2.1.5 Ok", mx_hosts[0])
+
+
 def check_dns(
-    argv: list[str], records: Records, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    records: Records,
+    capsys: pytest.CaptureFixture[str],
+    probe: Callable[[str, Sequence[str]], ProbeResult] = accepting,
 ) -> tuple[int, str, str]:
-    code = main(["check-dns", *argv], resolve=fake(records))
+    """The command as `bulkmail check-dns` parses it, with fake DNS and a fake SMTP probe."""
+    args = build_parser().parse_args(["check-dns", *argv])
+    code = check_dns_command.run(args, resolve=fake(records), probe=probe)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -159,6 +170,46 @@ def test_without_expectations_what_cannot_be_checked_is_a_warning(
     assert "no DKIM selectors given" in checks["dkim"]["reason"]
     assert checks["ptr"]["status"] == "warn"
     assert checks["spf.pool_ips"]["status"] == "warn"
+
+
+def test_a_report_address_that_refuses_mail_fails_the_domain(
+    key: rsa.RSAPrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refusing(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+        return ProbeResult(550, "5.1.1 User unknown", mx_hosts[0])
+
+    code, out, _err = check_dns(
+        ["example.test", "--json", *LAB_FLAGS], published(key), capsys, refusing
+    )
+
+    assert code == 1
+    reports = next(
+        c for c in json.loads(out)["domains"][0]["checks"] if c["name"] == "dmarc.reports"
+    )
+    assert reports["status"] == "fail"
+    assert reports["reason"] == (
+        "aggregate reports cannot be delivered: dmarc@example.test: mta1.example.test refuses it: "
+        "RCPT TO answered 550 5.1.1 User unknown"
+    )
+
+
+def test_no_probe_looks_up_the_mx_only_and_says_so(
+    key: rsa.RSAPrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+        raise AssertionError("--no-probe must not probe")
+
+    code, out, _err = check_dns(
+        ["example.test", "--json", "--no-probe", *LAB_FLAGS], published(key), capsys, unreachable
+    )
+
+    assert code == 0
+    reports = next(
+        c for c in json.loads(out)["domains"][0]["checks"] if c["name"] == "dmarc.reports"
+    )
+    assert reports["reason"] == (
+        "aggregate reports to mailto:dmarc@example.test (MX mta1.example.test; not probed)"
+    )
 
 
 # --- where expectations come from ----------------------------------------------------------

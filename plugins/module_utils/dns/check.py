@@ -5,11 +5,16 @@ one domain's checks (check_spf.py, check_dkim.py, ... one file per record kind) 
 caller's `resolve` (report.py says its contract). The two doors are the `bulkmail check-dns`
 command (src/bulkmail/check_dns.py) and the `bulkmail.infra.check_dns` module, both with
 adapters/dns_lookup.py's dnspython resolver and adapters/key_store.py's DKIM keys.
+
+Report addresses are probed over SMTP only when the caller passes a `probe` (report.py): the
+command does, with smtplib, unless `--no-probe`; the Ansible module does not (it runs where
+port 25 may be blocked, and a playbook should not depend on it), so there the report checks
+look the address's MX up and say "not probed".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..model.domains import parse_domain
@@ -26,14 +31,18 @@ from .report import (
     DomainReport,
     Expectations,
     LookupFailed,
+    Probe,
+    ProbeResult,
     Resolve,
     bare_host,
     problem_check,
 )
 
 
-def check_domain(expect: Expectations, resolve: Resolve) -> DomainReport:
-    """Every check of one domain, in a stable order."""
+def check_domain(
+    expect: Expectations, resolve: Resolve, probe: Probe | None = None
+) -> DomainReport:
+    """Every check of one domain, in a stable order; `probe` tries the report addresses."""
     domain = expect.domain
     checks = check_spf(domain, expect.pool_ips, resolve)
     return_path = expect.return_path_domain
@@ -54,7 +63,7 @@ def check_domain(expect: Expectations, resolve: Resolve) -> DomainReport:
                 required=False,
             )
         )
-    checks += check_dmarc(domain, resolve, expect.dmarc, return_path)
+    checks += check_dmarc(domain, resolve, expect.dmarc, return_path, probe)
     checks.append(check_mx(domain, resolve))
     if return_path and return_path != domain:
         checks.append(check_mx(return_path, resolve, name="return_path.mx"))
@@ -71,7 +80,7 @@ def check_domain(expect: Expectations, resolve: Resolve) -> DomainReport:
             )
         )
     checks.append(check_mta_sts(domain, resolve, expect.require_mta_sts, expect.mta_sts))
-    checks.append(check_tls_rpt(domain, resolve, expect.require_tls_rpt))
+    checks.append(check_tls_rpt(domain, resolve, expect.require_tls_rpt, probe))
     return DomainReport(domain, tuple(checks))
 
 
@@ -94,9 +103,26 @@ def cached(resolve: Resolve) -> Resolve:
     return lookup
 
 
-def check_domains(expectations: Iterable[Expectations], resolve: Resolve) -> list[DomainReport]:
+def cached_probe(probe: Probe) -> Probe:
+    """`probe` that asks about each address once (domains often share one report mailbox)."""
+    results: dict[str, ProbeResult] = {}
+
+    def ask(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+        key = address.lower()
+        if key not in results:
+            results[key] = probe(address, mx_hosts)
+        return results[key]
+
+    return ask
+
+
+def check_domains(
+    expectations: Iterable[Expectations], resolve: Resolve, probe: Probe | None = None
+) -> list[DomainReport]:
+    """Every domain's checks; without `probe` the report addresses are not probed."""
     lookup = cached(resolve)
-    return [check_domain(expect, lookup) for expect in expectations]
+    asked = cached_probe(probe) if probe is not None else None
+    return [check_domain(expect, lookup, asked) for expect in expectations]
 
 
 def failure_lines(reports: Iterable[DomainReport]) -> list[str]:

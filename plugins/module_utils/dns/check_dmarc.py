@@ -6,11 +6,13 @@ Pure Python, no network code (also `bulkmail.logic.dns.check_dmarc`): DNS throug
 from __future__ import annotations
 
 from ..model.domains import Dmarc
+from .check_report_address import report_addresses_check
 from .parsers import DMARC_TAGS, has_version, parse_dmarc_record
 from .records import render_dmarc_record
 from .report import (
     Check,
     LookupFailed,
+    Probe,
     Resolve,
     join_reasons,
     lookup_failed_check,
@@ -38,8 +40,13 @@ def check_dmarc(
     resolve: Resolve,
     expected: Dmarc | None = None,
     return_path_domain: str | None = None,
+    probe: Probe | None = None,
 ) -> list[Check]:
-    """DMARC at _dmarc.<domain>: one record, syntax, policy, reports, alignment."""
+    """DMARC at _dmarc.<domain>: one record, syntax, policy, reports, alignment.
+
+    With `probe`, each mailto: report address must accept RCPT TO at its MX; without, only
+    its MX is looked up and the check says "not probed".
+    """
     owner = f"_dmarc.{domain}"
     suggestion = (
         render_dmarc_record(expected)
@@ -103,7 +110,7 @@ def check_dmarc(
     else:
         checks.append(ok_check("dmarc.syntax", "valid DMARC syntax", owner))
     checks.append(_dmarc_policy_check(owner, published, expected))
-    checks.append(_dmarc_reports_check(domain, owner, published, resolve))
+    checks.append(_dmarc_reports_check(domain, owner, published, resolve, probe))
     checks.append(_dmarc_alignment_check(domain, owner, published, expected, return_path_domain))
     return checks
 
@@ -136,7 +143,9 @@ def _org_guess(name: str) -> str:
     return ".".join(name.split(".")[-2:])
 
 
-def _dmarc_reports_check(domain: str, owner: str, published: Dmarc, resolve: Resolve) -> Check:
+def _dmarc_reports_check(
+    domain: str, owner: str, published: Dmarc, resolve: Resolve, probe: Probe | None
+) -> Check:
     if not published.rua:
         return problem_check(
             "dmarc.reports",
@@ -161,6 +170,17 @@ def _dmarc_reports_check(domain: str, owner: str, published: Dmarc, resolve: Res
             texts = []
         if not any(has_version(text, "DMARC1") for text in texts):
             unauthorized.append((uri, authorization))
+    delivery = report_addresses_check(
+        "dmarc.reports",
+        owner,
+        "aggregate reports",
+        published.rua,
+        resolve,
+        probe,
+        skipped=[uri for uri, _name in unauthorized],
+    )
+    if delivery.failed:
+        return delivery  # an address that bounces matters more than one that is not allowed
     if unauthorized:
         shown = ", ".join(uri for uri, _name in unauthorized)
         names = ", ".join(name for _uri, name in unauthorized)
@@ -172,7 +192,7 @@ def _dmarc_reports_check(domain: str, owner: str, published: Dmarc, resolve: Res
             owner,
             required=False,
         )
-    return ok_check("dmarc.reports", f"aggregate reports to {', '.join(published.rua)}", owner)
+    return delivery
 
 
 def _dmarc_alignment_check(

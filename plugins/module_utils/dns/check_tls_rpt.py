@@ -7,19 +7,26 @@ from __future__ import annotations
 
 from ..model.domains import validate_mailto
 from ..model.errors import ModelError
+from .check_report_address import report_addresses_check
 from .parsers import tag_list
 from .report import (
     Check,
+    Probe,
     Resolve,
     join_reasons,
-    ok_check,
     one_versioned_txt,
     problem_check,
 )
 
 
-def check_tls_rpt(domain: str, resolve: Resolve, required: bool = False) -> Check:
-    """`_smtp._tls` TXT `v=TLSRPTv1; rua=mailto:...|https://...` (RFC 8460 3)."""
+def check_tls_rpt(
+    domain: str, resolve: Resolve, required: bool = False, probe: Probe | None = None
+) -> Check:
+    """`_smtp._tls` TXT `v=TLSRPTv1; rua=mailto:...|https://...` (RFC 8460 3).
+
+    Each mailto: address must receive mail: its MX is looked up and, with `probe`, asked
+    RCPT TO; https: destinations are not fetched.
+    """
     name = "tls_rpt"
     owner = f"_smtp._tls.{domain}"
     fix = f"Publish TXT 'v=TLSRPTv1; rua=mailto:tls-reports@{domain}' at {owner}."
@@ -55,4 +62,4 @@ def check_tls_rpt(domain: str, resolve: Resolve, required: bool = False) -> Chec
         return problem_check(
             name, f"{owner}: {join_reasons(problems)}", fix, owner, required=required
         )
-    return ok_check(name, f"reports to {', '.join(uris)}", owner, required=required)
+    return report_addresses_check(name, owner, "reports", uris, resolve, probe, required=required)

@@ -11,6 +11,12 @@ adapters/dns_lookup.py's dnspython one. The contract of `resolve`:
 - it returns [] when the name does not exist (NXDOMAIN) or has no record of that type;
 - it raises `LookupFailed` when it gets no usable answer (timeout, SERVFAIL, REFUSED).
 
+Report addresses (DMARC `rua=`, TLS-RPT `rua=`) are also probed over SMTP when the caller
+passes a `probe(address, mx_hosts) -> ProbeResult` (`Probe`): the best reachable MX of the
+address's domain is asked `RCPT TO:<address>` and never sent data. The socket side lives in
+src/bulkmail/check_dns.py; without a probe (the Ansible module, `--no-probe`) the check only
+looks the MX up and says "not probed".
+
 Every check has a name, a status (pass, warn, fail), whether it is required, the reason an
 operator reads and one sentence saying what to do. A required check that fails makes the
 domain fail; problems in checks that are not required are warnings.
@@ -18,7 +24,7 @@ domain fail; problems in checks that are not required are warnings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +45,20 @@ class LookupFailed(Exception):
         self.rdtype = rdtype
         self.problem = problem
         super().__init__(f"{name} {rdtype}: {problem}")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the best reachable MX of a report address said, or why none answered."""
+
+    code: int | None  # the reply that decides (RCPT TO, or an earlier refusal); None: no MX
+    reply: str = ""  # that reply's text, or why no MX could be reached
+    host: str = ""  # the MX that answered
+    stage: str = "RCPT TO"  # the command it answered: greeting, EHLO, MAIL FROM:<>, RCPT TO
+
+
+# probe(address, mx_hosts by preference) -> ProbeResult; EHLO, MAIL FROM:<>, RCPT TO, never DATA
+Probe = Callable[[str, Sequence[str]], ProbeResult]
 
 
 @dataclass(frozen=True)

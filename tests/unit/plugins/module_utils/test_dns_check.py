@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.dkim.keys import public_key_b64
@@ -28,6 +28,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.dns.report import (
     DomainReport,
     Expectations,
     LookupFailed,
+    ProbeResult,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import (
     MtaSts,
@@ -45,6 +46,7 @@ STS = MtaSts(mode="testing", max_age=86400)
 STS_POLICY = render_mta_sts_policy(STS, ["mta1.example.test"])
 
 Records = dict[tuple[str, str], list[str]]
+Probe = Callable[[str, Sequence[str]], ProbeResult]
 SERVFAIL = object()  # a value in Records that makes the lookup fail
 
 
@@ -97,8 +99,13 @@ def expect(key: rsa.RSAPrivateKey | None = None, **overrides: object) -> Expecta
     return Expectations(**values)  # type: ignore[arg-type]
 
 
-def run(records: Records, expectations: Expectations) -> DomainReport:
-    return check_domain(expectations, resolver(records))
+def accepting(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+    """A report address's MX that takes RCPT TO."""
+    return ProbeResult(250, "2.1.5 Ok", mx_hosts[0])
+
+
+def run(records: Records, expectations: Expectations, probe: Probe = accepting) -> DomainReport:
+    return check_domain(expectations, resolver(records), probe)
 
 
 def only(report: DomainReport, name: str) -> Check:
@@ -457,6 +464,170 @@ def test_dmarc_reports_to_another_domain_need_its_authorization(key: rsa.RSAPriv
     assert check.fix == "Publish TXT 'v=DMARC1' at example.test._report._dmarc.reports.test."
 
 
+# --- report addresses must receive mail ----------------------------------------------------
+
+
+def answering(code: int | None, reply: str, stage: str = "RCPT TO") -> Probe:
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def probe(address: str, mx_hosts: Sequence[str]) -> ProbeResult:
+        asked.append((address, tuple(mx_hosts)))
+        return ProbeResult(code, reply, mx_hosts[0] if code is not None else "", stage)
+
+    probe.asked = asked  # type: ignore[attr-defined]
+    return probe
+
+
+def test_a_report_address_whose_mx_accepts_it_passes(key: rsa.RSAPrivateKey) -> None:
+    probe = answering(250, "2.1.5 Ok")
+    records = lab_records(key)
+    records[("example.test", "MX")] = ["20 mx2.example.test.", "10 mta1.example.test."]
+
+    report = run(records, expect(key), probe)
+
+    check = only(report, "dmarc.reports")
+    assert check.status == PASS
+    assert check.reason == (
+        "aggregate reports to mailto:dmarc@example.test (mta1.example.test accepts it "
+        "(250 2.1.5 Ok))"
+    )
+    assert only(report, "tls_rpt").reason == (
+        "reports to mailto:tls-reports@example.test (mta1.example.test accepts it (250 2.1.5 Ok))"
+    )
+    # the MX hosts by preference, and the size limit of a DMARC URI is not part of the address
+    assert probe.asked[0] == (  # type: ignore[attr-defined]
+        "dmarc@example.test",
+        ("mta1.example.test", "mx2.example.test"),
+    )
+
+
+def test_a_report_address_refused_with_5xx_fails_naming_the_reply(
+    key: rsa.RSAPrivateKey,
+) -> None:
+    report = run(lab_records(key), expect(key), answering(550, "5.1.1 <dmarc@example.test>: no"))
+
+    check = only(report, "dmarc.reports")
+    assert check.status == FAIL and check.required
+    assert check.reason == (
+        "aggregate reports cannot be delivered: dmarc@example.test: mta1.example.test refuses "
+        "it: RCPT TO answered 550 5.1.1 <dmarc@example.test>: no"
+    )
+    assert check.fix.startswith("Make each address receive mail")
+    assert not report.ok
+    assert failed(report) == ["dmarc.reports", "tls_rpt"]  # the TLS-RPT address is refused too
+
+
+def test_a_report_address_deferred_with_4xx_is_a_warning(key: rsa.RSAPrivateKey) -> None:
+    report = run(lab_records(key), expect(key), answering(451, "4.3.0 try later", "MAIL FROM:<>"))
+
+    check = only(report, "dmarc.reports")
+    assert check.status == WARN
+    assert check.reason == (
+        "aggregate reports: dmarc@example.test: mta1.example.test answered MAIL FROM:<> with "
+        "451 4.3.0 try later: a temporary refusal, try later"
+    )
+    assert report.ok
+
+
+def test_a_report_address_whose_mx_does_not_answer_fails(key: rsa.RSAPrivateKey) -> None:
+    probe = answering(None, "mta1.example.test[198.51.100.10]: timed out")
+
+    check = only(run(lab_records(key), expect(key), probe), "dmarc.reports")
+
+    assert check.status == FAIL
+    assert "no MX of example.test answered on port 25 (mta1.example.test[198.51.100.10]: " in (
+        check.reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("mx", "address", "words"),
+    [
+        ([], [], "agency.test has no MX and no address: nobody receives mail for it"),
+        (["0 ."], [], "agency.test publishes a null MX (RFC 7505): it accepts no mail"),
+        (SERVFAIL, [], "the MX lookup of agency.test failed (SERVFAIL)"),
+    ],
+)
+def test_a_report_domain_without_mx_fails_without_a_probe(
+    key: rsa.RSAPrivateKey, mx: object, address: list[str], words: str
+) -> None:
+    records: dict[tuple[str, str], object] = dict(lab_records(key))
+    records[(f"_dmarc.{DOMAIN}", "TXT")] = ["v=DMARC1; p=none; rua=mailto:dmarc@agency.test"]
+    records[(f"{DOMAIN}._report._dmarc.agency.test", "TXT")] = ["v=DMARC1"]
+    records[("agency.test", "MX")] = mx
+    records[("agency.test", "A")] = address
+    probe = answering(250, "2.1.5 Ok")
+
+    check = only(check_domain(expect(None, dmarc=None), resolver(records), probe), "dmarc.reports")
+
+    assert check.status == FAIL
+    assert check.reason == f"aggregate reports cannot be delivered: dmarc@agency.test: {words}"
+    asked = [address for address, _hosts in probe.asked]  # type: ignore[attr-defined]
+    assert "dmarc@agency.test" not in asked
+
+
+def test_a_report_domain_without_mx_but_with_an_address_is_its_own_mx(
+    key: rsa.RSAPrivateKey,
+) -> None:
+    records = lab_records(key)
+    records[(f"_dmarc.{DOMAIN}", "TXT")] = ["v=DMARC1; p=none; rua=mailto:d@example.test!10m"]
+    del records[(DOMAIN, "MX")]
+    records[(DOMAIN, "A")] = ["198.51.100.25"]
+    probe = answering(251, "2.1.5 forwarded")
+
+    check = only(run(records, expect(None, dmarc=None), probe), "dmarc.reports")
+
+    assert check.status == PASS
+    assert probe.asked[0] == ("d@example.test", (DOMAIN,))  # type: ignore[attr-defined]
+
+
+def test_without_a_probe_the_reports_check_says_not_probed(key: rsa.RSAPrivateKey) -> None:
+    report = check_domain(expect(key), resolver(lab_records(key)))
+
+    assert only(report, "dmarc.reports").reason == (
+        "aggregate reports to mailto:dmarc@example.test (MX mta1.example.test; not probed)"
+    )
+    assert only(report, "tls_rpt").reason == (
+        "reports to mailto:tls-reports@example.test (MX mta1.example.test; not probed)"
+    )
+    assert report.status == PASS
+
+
+def test_a_tls_rpt_https_destination_is_not_probed(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    records[(f"_smtp._tls.{DOMAIN}", "TXT")] = ["v=TLSRPTv1; rua=https://reports.example.test/t"]
+    probe = answering(550, "5.1.1 no")
+
+    check = only(run(records, expect(None, dmarc=None), probe), "tls_rpt")
+
+    assert check.status == PASS
+    assert check.reason == "reports to https://reports.example.test/t"
+
+
+def test_an_unauthorized_destination_is_not_probed(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    records[(f"_dmarc.{DOMAIN}", "TXT")] = ["v=DMARC1; p=none; rua=mailto:d@reports.test"]
+    probe = answering(550, "5.1.1 no")
+
+    check = only(run(records, expect(None, dmarc=None), probe), "dmarc.reports")
+
+    assert check.status == WARN  # receivers send nothing there, so nothing bounces
+    assert ("d@reports.test", ("mta1.example.test",)) not in probe.asked  # type: ignore[attr-defined]
+
+
+def test_check_domains_probes_a_shared_report_address_once(key: rsa.RSAPrivateKey) -> None:
+    records = lab_records(key)
+    records.update({(name.replace(DOMAIN, "shop.test"), t): v for (name, t), v in records.items()})
+    records[("_dmarc.shop.test", "TXT")] = ["v=DMARC1; p=none; rua=mailto:dmarc@example.test"]
+    records[("shop.test._report._dmarc.example.test", "TXT")] = ["v=DMARC1"]
+    probe = answering(250, "2.1.5 Ok")
+
+    check_domains([expect(key), expect(key, domain="shop.test")], resolver(records), probe)
+
+    addresses = [address for address, _hosts in probe.asked]  # type: ignore[attr-defined]
+    assert addresses.count("dmarc@example.test") == 1
+
+
 # --- MX and PTR ----------------------------------------------------------------------------
 
 
@@ -632,7 +803,7 @@ def test_a_failed_lookup_is_a_failure_not_an_absence(key: rsa.RSAPrivateKey) -> 
     records: dict[tuple[str, str], object] = dict(lab_records(key))
     records[(DKIM_OWNER, "TXT")] = SERVFAIL
 
-    report = check_domain(expect(key), resolver(records))
+    report = check_domain(expect(key), resolver(records), accepting)
 
     check = only(report, "dkim.lab2026a")
     assert check.status == FAIL
@@ -651,7 +822,7 @@ def test_check_domains_asks_each_question_once(key: rsa.RSAPrivateKey) -> None:
         asked.append((name, rdtype))
         return inner(name, rdtype)
 
-    reports = check_domains([expect(key), expect(key, domain="shop.test")], counting)
+    reports = check_domains([expect(key), expect(key, domain="shop.test")], counting, accepting)
 
     assert [report.domain for report in reports] == [DOMAIN, "shop.test"]
     assert asked.count((PTR_OWNER, "PTR")) == 1
