@@ -37,7 +37,7 @@ short keyed hash of the address, never the address itself.
 The keys file holds one hex or base64 key a line, the signing key first (the same file as
 `bulkmail submit --unsubscribe-keys-file`); the connection string comes from
 `--database-file` or $BULKMAIL_UNSUBSCRIBE_DATABASE, never logged. The role needs INSERT on
-`suppression` (and USAGE on its identity sequence).
+`suppression` only (its id is an identity column: no sequence grant).
 """
 
 from __future__ import annotations
