@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -210,6 +211,8 @@ def run(
 ) -> int:
     """One delivery; the exit status is Postfix's instruction (see the module docstring)."""
     err = stderr if stderr is not None else sys.stderr
+    # flufl.bounce logs each detector that trips on broken mail: noise in Postfix's log
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
     try:
         config = load_config(args.config)
         try:
