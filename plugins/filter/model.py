@@ -9,6 +9,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.addresses import (
+    feedback_addresses,
     processor_config,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppression import (
@@ -97,8 +98,11 @@ def feedback_settings(inputs: Any) -> dict[str, Any]:
         for address in (*host.public_addresses, host.internal_ipv4)
         if address
     ]
+    addresses = feedback_addresses(parsed.domains, parsed.submission_accounts)
     return {
         "tenants": default_tenants(domain.name for domain in parsed.domains),
+        # What the ingester must not suppress: mail to our own feedback addresses.
+        "inbound": [f"@{name}" for name in addresses.verp_domains] + sorted(addresses.fixed),
         "processor": processor_config(
             parsed.domains,
             parsed.submission_accounts,

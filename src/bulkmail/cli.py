@@ -3,6 +3,13 @@
     bulkmail check-dns DOMAIN... [--json] [--nameserver IP] ...   (see bulkmail.check_dns)
     bulkmail policy --tenants FILE --database-file FILE [--listen HOST:PORT]
                                                                    (see bulkmail.policy)
+    bulkmail ingest --tenants FILE --database-file FILE [--own-hosts A,B] (see bulkmail.ingest)
+    bulkmail report --database-file FILE [--since 24h] [--json]    (see bulkmail.report)
+    bulkmail feedback --config FILE --database-file FILE --sender S --recipient R < message
+                                                                   (see bulkmail.feedback)
+    bulkmail dmarc-report DOMAIN [--days 7] [--json]               (see bulkmail.dmarc_report)
+    bulkmail unsubscribe-web --keys-file FILE --database-file FILE (see bulkmail.unsubscribe)
+    bulkmail forget ADDRESS --keys-file FILE [--yes]               (see bulkmail.forget)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
     bulkmail sender-guard --identities FILE [--listen HOST:PORT]   (see bulkmail.sender_guard)
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
@@ -21,7 +28,20 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import TextIO
 
-from bulkmail import check_dns, policy, provider_map, sender_guard, signer, submit
+from bulkmail import (
+    check_dns,
+    dmarc_report,
+    feedback,
+    forget,
+    ingest,
+    policy,
+    provider_map,
+    report,
+    sender_guard,
+    signer,
+    submit,
+    unsubscribe,
+)
 from bulkmail.logic.dns.report import Resolve
 
 
@@ -58,6 +78,65 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     policy.add_arguments(suppress)
+    feed = commands.add_parser(
+        "ingest",
+        help="read Postfix's journal into delivery_events, exactly once",
+        description=(
+            "Follow the local journal's mail facility, join Postfix's lines into one final "
+            "event per message and recipient, and write them with their bounces, hard-bounce "
+            "suppressions and soft bounces, committing the journal cursor in the same "
+            "transaction. Waits out a database outage; SIGTERM commits and exits 0."
+        ),
+    )
+    ingest.add_arguments(feed)
+    summary = commands.add_parser(
+        "report",
+        help="count what happened to the mail: outcomes, bounce classes, complaints",
+        description=(
+            "Count the final delivery events per status, the failures per bounce class, "
+            "complaints, suppressions per reason and tenant, and refusals, over a window "
+            "(--since 24h by default); --json prints one object with stable keys."
+        ),
+    )
+    report.add_arguments(summary)
+    store = commands.add_parser(
+        "feedback",
+        help="store one message a feedback address received (Postfix's pipe): bounces, "
+        "complaints, reports, unsubscribes",
+        description=(
+            "Read the message on stdin, store it and what it says in one transaction. Exit 0 "
+            "when stored (or stored before), 75 to have Postfix keep it and retry."
+        ),
+    )
+    feedback.add_arguments(store)
+    dmarc = commands.add_parser(
+        "dmarc-report",
+        help="per source IP DMARC pass rates from the aggregate reports, and whether p= can move",
+        description=(
+            "Summarise the stored DMARC aggregate reports of DOMAIN: per source IP the volume "
+            "and the aligned DKIM, SPF and DMARC pass rates, and whether moving p= one step "
+            "up is safe. Exit 0 safe, 1 not safe or no data, 2 error."
+        ),
+    )
+    dmarc_report.add_arguments(dmarc)
+    web = commands.add_parser(
+        "unsubscribe-web",
+        help="answer RFC 8058 one-click unsubscribe POSTs (behind nginx) into the suppression list",
+        description=(
+            "Serve HTTP on loopback for nginx: POST /u/TOKEN suppresses the token's recipient "
+            "for its tenant, GET shows a confirmation form; a database outage spools to disk."
+        ),
+    )
+    unsubscribe.add_arguments(web)
+    erase = commands.add_parser(
+        "forget",
+        help="erase an address everywhere (GDPR Art. 17), keeping only a keyed hash",
+        description=(
+            "Delete the address's rows in every table in one transaction and keep an "
+            "hmac-sha256 suppression row per tenant. Without --yes: a dry run."
+        ),
+    )
+    forget.add_arguments(erase)
     shaping = commands.add_parser(
         "provider-map",
         help="answer Postfix's transport_maps by the recipient domain's MX (socketmap)",
@@ -116,6 +195,18 @@ def main(
         return check_dns.run(args, resolve=resolve, stdout=stdout, stderr=stderr)
     if args.command == "policy":
         return policy.run(args)
+    if args.command == "ingest":
+        return ingest.run(args)
+    if args.command == "report":
+        return report.run(args)
+    if args.command == "feedback":
+        return feedback.run(args)
+    if args.command == "dmarc-report":
+        return dmarc_report.run(args)
+    if args.command == "unsubscribe-web":
+        return unsubscribe.run(args)
+    if args.command == "forget":
+        return forget.run(args)
     if args.command == "provider-map":
         return provider_map.run(args)
     if args.command == "sender-guard":

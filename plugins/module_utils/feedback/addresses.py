@@ -2,10 +2,10 @@
 
 What comes back to a sending platform, and where it is addressed:
 
-- any local part at a `return_path_domain` (`return_path`): DSNs to VERP addresses, ARF
+- any local part at a `return_path_domain` (`bounce`): DSNs to VERP addresses, ARF
   reports and auto-replies to the envelope sender;
 - a submission account's own address, on a domain without a return-path domain
-  (`return_path`): the same, for mail sent without VERP;
+  (`bounce`): the same, for mail sent without VERP;
 - the DMARC `rua` mailto addresses in our domains (`dmarc_report`): aggregate reports;
 - the TLS-RPT `rua` mailto addresses in our domains (`tls_report`): RFC 8460 reports;
 - `fbl@` the return-path domain, or the domain (`complaint`): feedback-loop reports, the
@@ -35,7 +35,7 @@ from ..model.domains import Domain
 from .suppression import default_tenants
 from .verp import return_path_domains
 
-RETURN_PATH = "return_path"
+RETURN_PATH = "bounce"
 DMARC_REPORT = "dmarc_report"
 TLS_REPORT = "tls_report"
 COMPLAINT = "complaint"

@@ -99,9 +99,11 @@ def postfix_inbound(
             "the message queued while the database is away",
             unpriv="n", chroot="n", maxproc=str(FEEDBACK_MAXPROC),
             args=(
-                "flags=Rq", f"user={user}",
+                # D: Delivered-To and loop detection, R: Return-Path, X: final delivery
+                # (DSN "delivered"), q: quoted local parts; the null sender as "".
+                "flags=DRXq", "null_sender=", f"user={user}",
                 f"argv={command}", "feedback", *arguments,
-                "--sender", "${sender}", "--recipient", "${recipient}",
+                "--sender=${sender}", "--recipient", "${recipient}",
             ),
         ),
     ]  # fmt: skip
