@@ -1,0 +1,321 @@
+"""The feedback loop in the running lab: what comes back lands in PostgreSQL, and suppression
+holds at send time.
+
+- the smtp tier takes mail for the feedback addresses, and nothing else of our domains;
+- a campaign over the lab's providers with `unknown-*`, `full-*`, `defer-*`, `bounce-*` and
+  `complain-*` recipients: one final event per message and recipient, though the ingester is
+  killed (-9) mid-campaign and the database is down for 60 s; every 5.1.1 (SMTP-time and DSN)
+  and every complainer is suppressed for the tenant, and a second campaign to the same list
+  is refused for exactly those, with the reason;
+- the providers' DMARC aggregate reports arrive and `bulkmail dmarc-report` shows every lab
+  source aligned.
+
+`LAB_CAMPAIGN` sets the campaign's size (1,000 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import lab_host
+
+SMTP1_INTERNAL = "10.25.0.10"
+SMTP1_PUBLIC = "198.51.100.10"
+BULK_PORT = 2525
+SIZE = int(os.environ.get("LAB_CAMPAIGN", "1000"))
+OUTAGE_SECONDS = 60
+SENDER = "news@example.test"
+TENANT = "example.test"
+READER = "/etc/bulkmail/policy-db.conf"
+
+
+@pytest.fixture(scope="module")
+def db1() -> Any:
+    return lab_host("db1")
+
+
+def sql(db1: Any, query: str) -> list[list[str]]:
+    out = db1.check_output("runuser -u postgres -- psql -d bulkmail -AtXq -F '|' -c %s", query)
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def one(db1: Any, query: str) -> int:
+    return int(sql(db1, query)[0][0])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def recipients(tag: str, size: int) -> dict[str, list[str]]:
+    """The campaign's list, by what the providers do with each recipient."""
+    kinds = {"unknown": 0.06, "bounce": 0.04, "complain": 0.04, "full": 0.03, "defer": 0.01}
+    domains = ("gmail.test", "outlook.test", "yahoo.test")
+    out: dict[str, list[str]] = {kind: [] for kind in (*kinds, "accept")}
+    n = 0
+    for kind, share in kinds.items():
+        for _ in range(max(3, int(size * share))):
+            out[kind].append(f"{kind}-{n:05d}-{tag}@{domains[n % len(domains)]}")
+            n += 1
+    while n < size:
+        out["accept"].append(f"r{n:05d}-{tag}@{domains[n % len(domains)]}")
+        n += 1
+    return out
+
+
+def send(client: Any, rcpts: list[str], subject: str, out: str, background: bool) -> Any:
+    """One message per recipient over one connection to the bulk lane, from the operator's
+    network (`domains: all`): the path a campaign sender takes."""
+    listed = "/tmp/" + out + ".rcpts"
+    client.run("rm -f %s /tmp/%s.jsonl", listed, out)
+    for start in range(0, len(rcpts), 200):
+        chunk = "\n".join(rcpts[start : start + 200]) + "\n"
+        client.check_output("printf %%s %s >> %s", shlex.quote(chunk), listed)
+    command = (
+        f"python3 /opt/lab-client/send_mail.py --host {SMTP1_INTERNAL} --port {BULK_PORT} "
+        f'--from {SENDER} --to "$(paste -sd, {listed})" --count {len(rcpts)} '
+        f"--subject {shlex.quote(subject)} > /tmp/{out}.jsonl 2>/tmp/{out}.err"
+    )
+    if background:
+        return client.run("nohup sh -c %s >/dev/null 2>&1 &", command)
+    return client.run("sh -c %s", command)
+
+
+def sent_lines(client: Any, out: str) -> list[dict[str, Any]]:
+    text = client.run("cat /tmp/%s.jsonl", out).stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def campaign(db1: Any, client: Any, smtp1: Any, providers: Any) -> Iterator[dict[str, Any]]:
+    """The first campaign, with a kill -9 of the ingester and a database outage in it."""
+    tag = uuid.uuid4().hex[:6]
+    listed = recipients(tag, SIZE)
+    everyone = [r for kind in listed.values() for r in kind]
+    half = len(everyone) // 2
+    started = time.time()
+    first = everyone[:half]
+    second = everyone[half:]
+    send(client, first, f"campaign {tag} a", f"c1a-{tag}", background=True)
+    wait_for(lambda: len(sent_lines(client, f"c1a-{tag}")) >= len(first) // 2, 120,
+             "half of the campaign's first part")  # fmt: skip
+    killed = smtp1.run("systemctl kill -s KILL bulkmail-ingest")
+    assert killed.rc == 0, killed.stderr
+    wait_for(lambda: len(sent_lines(client, f"c1a-{tag}")) >= len(first), 180,
+             "the campaign's first part")  # fmt: skip
+    # The database goes away while the second part is sent: mail must keep flowing.
+    db1.check_output("systemctl stop postgresql@15-main")
+    down_at = time.monotonic()
+    try:
+        during = send(client, second, f"campaign {tag} b", f"c1b-{tag}", background=False)
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
+    finally:
+        db1.check_output("systemctl start postgresql@15-main")
+    # The feedback pipe kept what arrived during the outage queued (exit 75): retry it now.
+    smtp1.run("postqueue -f")
+    yield {
+        "tag": tag,
+        "listed": listed,
+        "everyone": everyone,
+        "started": started,
+        "during": during,
+        "sent": sent_lines(client, f"c1a-{tag}") + sent_lines(client, f"c1b-{tag}"),
+        "ingest_restarts": smtp1.check_output(
+            "systemctl show -p NRestarts --value bulkmail-ingest"
+        ),
+    }
+
+
+PROBE = (
+    "import smtplib, sys\n"
+    "s = smtplib.SMTP(sys.argv[1], 25, timeout=20)\n"
+    "s.ehlo('mx.gmail.test')\n"
+    "s.mail('')\n"
+    "code, text = s.rcpt(sys.argv[2])\n"
+    "print(code, text.decode())\n"
+    "s.rset()\n"
+    "s.quit()\n"
+)
+
+
+def test_only_the_feedback_addresses_are_received(providers: Any) -> None:
+    """Tried from the providers' network as a receiver would: the feedback addresses are
+    taken (null sender, as DSNs come), any other address of our domains is refused."""
+    taken = [
+        "dmarc@agency.test",
+        "tls-reports@example.test",
+        "news+alice=gmail.test@bounces.example.test",
+        "postmaster@example.test",
+        "abuse@example.test",
+    ]
+    refused = ["someone@example.test", "news@example.test", "x@unrelated.test"]
+    for rcpt, expect in [(r, True) for r in taken] + [(r, False) for r in refused]:
+        out = providers.run("python3 -c %s %s %s", PROBE, SMTP1_PUBLIC, rcpt)
+        assert out.rc == 0, out.stderr
+        code = int(out.stdout.split()[0])
+        if expect:
+            assert code == 250, f"{rcpt}: {out.stdout}"
+        else:
+            assert code >= 550, f"{rcpt} was accepted: {out.stdout}"
+
+
+def test_every_message_has_exactly_one_final_event(campaign: dict[str, Any], db1: Any) -> None:
+    tag = campaign["tag"]
+    accepted = [line for line in campaign["sent"] if line.get("accepted")]
+    assert len(accepted) == len(campaign["everyone"]), "the lane refused campaign mail"
+    assert all(line.get("accepted") for line in json_lines(campaign["during"].stdout)), (
+        "mail stopped flowing while the database was down"
+    )
+    settled = (
+        len(campaign["everyone"])
+        - len(campaign["listed"]["defer"])
+        - len(campaign["listed"]["full"])
+    )
+
+    def finals() -> int:
+        return one(
+            db1,
+            "SELECT count(DISTINCT (message_id, recipient)) FROM delivery_events "
+            f"WHERE final AND recipient LIKE '%-{tag}@%'",
+        )
+
+    count = wait_for(lambda: finals() >= settled and finals(), 240,
+                     f"final events for {settled} settled recipients")  # fmt: skip
+    doubles = sql(
+        db1,
+        "SELECT message_id, recipient, count(*) FROM delivery_events "
+        f"WHERE final AND recipient LIKE '%-{tag}@%' GROUP BY 1, 2 HAVING count(*) > 1",
+    )
+    print(f"final_events: {count} for {len(campaign['everyone'])} messages; "
+          f"ingester restarts: {campaign['ingest_restarts']}")  # fmt: skip
+    assert doubles == [], f"more than one final event: {doubles[:5]}"
+    assert count == settled
+    # Deferred recipients have their deferrals and no final event yet.
+    for rcpt in campaign["listed"]["full"]:
+        assert one(db1, f"SELECT count(*) FROM delivery_events WHERE recipient = '{rcpt}' "
+                   "AND status = 'deferred'") >= 1, rcpt  # fmt: skip
+    assert int(campaign["ingest_restarts"]) >= 1, "the ingester was not restarted after kill -9"
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def suppressed(db1: Any, tag: str) -> dict[str, str]:
+    rows = sql(
+        db1,
+        f"SELECT address, reason FROM suppression WHERE tenant = '{TENANT}' "
+        f"AND address LIKE '%-{tag}@%'",
+    )
+    return {address: reason for address, reason in rows}
+
+
+def test_bounces_and_complaints_are_suppressed(campaign: dict[str, Any], db1: Any) -> None:
+    tag, listed = campaign["tag"], campaign["listed"]
+    # SMTP-time 5.1.1 (Google, Yahoo; Microsoft's 5.5.0 "mailbox unavailable" too).
+    unknown_511 = {r for r in listed["unknown"] if not r.endswith("@outlook.test")}
+    expected = unknown_511 | set(listed["bounce"]) | set(listed["complain"])
+
+    def caught() -> dict[str, str]:
+        found = suppressed(db1, tag)
+        return found if expected <= set(found) else {}
+
+    found = wait_for(caught, 240, "suppression of every 5.1.1 and complainer", every=3)
+    for rcpt in listed["complain"]:
+        assert found[rcpt] == "complaint", rcpt
+    for rcpt in unknown_511 | set(listed["bounce"]):
+        assert found[rcpt] == "hard_bounce", rcpt
+    assert not set(found) & set(listed["accept"]), "an accepted recipient was suppressed"
+    # The DSNs and ARF reports came in through the feedback addresses.
+    dsns = one(db1, f"SELECT count(*) FROM bounces WHERE feedback_message IS NOT NULL "
+               f"AND recipient LIKE 'bounce-%-{tag}@%'")  # fmt: skip
+    complaints = one(db1, f"SELECT count(*) FROM complaints WHERE recipient LIKE '%-{tag}@%'")
+    assert dsns >= len(listed["bounce"]) and complaints >= len(listed["complain"])
+    # One tenant's suppression is not another's.
+    assert one(db1, f"SELECT count(*) FROM suppression WHERE address LIKE '%-{tag}@%' "
+               f"AND tenant NOT IN ('{TENANT}')") == 0  # fmt: skip
+    hard = len(unknown_511 | set(listed["bounce"]))
+    print(f"suppressed: {len(found)} (hard_bounce {hard}, "
+          f"complaint {len(listed['complain'])}); dsn_rows: {dsns}; "
+          f"complaint_rows: {complaints}")  # fmt: skip
+
+
+def test_bulkmail_report_counts_the_campaign(campaign: dict[str, Any], smtp1: Any) -> None:
+    out = smtp1.check_output(
+        "/opt/bulkmail/bin/bulkmail report --database-file %s --since 1h --tenant %s --json",
+        READER, TENANT,
+    )  # fmt: skip
+    report = json.loads(out)
+    listed = campaign["listed"]
+    assert report["statuses"]["sent"] >= len(listed["accept"]) + len(listed["bounce"]) + len(
+        listed["complain"]
+    )
+    assert report["statuses"]["bounced"] >= len(listed["unknown"])
+    assert report["complaints"] >= len(listed["complain"])
+    assert report["suppressed"]["complaint"].get(TENANT, 0) >= len(listed["complain"])
+    print("report:", json.dumps(report, sort_keys=True))
+
+
+def test_a_second_campaign_is_refused_for_exactly_the_suppressed(
+    campaign: dict[str, Any], db1: Any, client: Any, smtp1: Any
+) -> None:
+    tag = campaign["tag"]
+    gone = suppressed(db1, tag)
+    assert gone, "nothing suppressed yet"
+    time.sleep(4)  # the policy service reads new rows every 2 s
+    result = send(client, campaign["everyone"], f"campaign {tag} again", f"c2-{tag}",
+                  background=False)  # fmt: skip
+    lines = json_lines(result.stdout) or sent_lines(client, f"c2-{tag}")
+    refused = {line["to"] if isinstance(line["to"], str) else line["to"][0]: line
+               for line in lines if not line.get("accepted")}  # fmt: skip
+    assert set(refused) == set(gone), (
+        f"refused {len(refused)}, suppressed {len(gone)}: {sorted(set(refused) ^ set(gone))[:5]}"
+    )
+    for rcpt, line in refused.items():
+        text = line["error"]["text"]
+        assert (
+            line["error"]["code"] == 554
+            and "5.7.1" in text
+            and gone[rcpt].split("_")[0] in (text.replace(" ", "_"))
+        ), f"{rcpt}: {text}"
+    logged = smtp1.check_output(
+        "journalctl -u bulkmail-policy --since '-10min' --no-pager -o cat | grep -c %s || true",
+        tag,
+    )
+    assert int(logged.strip() or 0) >= len(gone), "the refusals are not in the policy log"
+    print(f"second_campaign_refused: {len(refused)} of {len(lines)}, all suppressed")
+
+
+def test_dmarc_reports_arrive_and_show_alignment(
+    campaign: dict[str, Any], db1: Any, providers: Any, smtp1: Any
+) -> None:
+    before = one(db1, "SELECT count(*) FROM dmarc_reports WHERE domain = 'example.test'")
+    out = providers.run("python3 -m bulkmail_providers dmarc-reports")
+    assert out.rc == 0, out.stdout + out.stderr
+    wait_for(lambda: one(db1, "SELECT count(*) FROM dmarc_reports "
+                         "WHERE domain = 'example.test'") > before, 120,
+             "the providers' aggregate reports in the database")  # fmt: skip
+    result = smtp1.run(
+        "/opt/bulkmail/bin/bulkmail dmarc-report example.test --database-file %s --json", READER
+    )
+    summary = json.loads(result.stdout)
+    assert summary["messages"] > 0 and summary["sources"], summary
+    for source in summary["sources"]:
+        assert source["dmarc_pass_rate"] == 1.0, source
+        assert source["dkim_aligned_rate"] == 1.0, source
+    assert summary["safe"], summary["reason"]
+    print("dmarc_report:", json.dumps(summary["sources"]))
