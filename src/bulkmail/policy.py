@@ -4,6 +4,7 @@
                     [--state-file /var/lib/bulkmail-policy/snapshot.jsonl | --no-state-file]
                     [--refresh-every 2] [--full-reload-every 600]
                     [--soft-bounce-threshold 3] [--soft-bounce-days 7]
+                    [--erasure-keys-file FILE]
 
 Postfix asks it about every recipient of mail that leaves through a listener taking mail to the
 outside (port 25 from the trusted networks, 587 for the accounts), in the recipient
@@ -46,6 +47,12 @@ and it is rewritten from the database at every full reload, so an erasure reache
 The database's connection string (libpq `key=value` or `postgresql://` URI) is read from
 `--database-file` or `$BULKMAIL_POLICY_DATABASE`, never logged; the role it names needs
 SELECT on the two tables only (the reader role), and gets a read-only session.
+
+Erased people (`bulkmail forget`) stay in `suppression` as `hmac-sha256:<hex>` of their
+address: with `--erasure-keys-file` (the same keys file as `bulkmail forget --keys-file`, one
+hex or base64 key a line, every key tried so the first can rotate) a recipient is also looked
+up by its hash, for the tenants that hold such rows only. Without the file those rows refuse
+nobody, which is logged at every full reload that reads some. Keys are never logged.
 
 Deployed (by the bulkmail_runtime role) as a systemd unit under a system account of its own
 (`bulkmail-policy`), before Postfix, listening on loopback only; `StateDirectory=
@@ -90,6 +97,7 @@ from bulkmail.logic.feedback.suppression import (
     map_rows,
     row_from_record,
 )
+from bulkmail.logic.feedback.unsubscribe import parse_keys
 
 LOG = logging.getLogger("bulkmail.policy")
 DEFAULT_LISTEN = "127.0.0.1:10040"
@@ -295,8 +303,10 @@ class PolicyService:
         full_reload_every: float = 600.0,
         batch: int = BATCH,
         load_timeout: float = LOAD_TIMEOUT,
+        hash_keys: Sequence[bytes] = (),
     ) -> None:
         self.tenants = tenants
+        self.hash_keys = tuple(hash_keys)
         self.load = load
         self.soft_policy = soft_policy or SoftBouncePolicy()
         self.state = state
@@ -304,7 +314,7 @@ class PolicyService:
         self.full_reload_every = full_reload_every
         self.batch = batch
         self.load_timeout = load_timeout
-        self.snapshot = SuppressionSnapshot(self.soft_policy)
+        self.snapshot = self._new_snapshot()
         self.cursors = self._new_cursors()
         self.enforcing = False  # a snapshot is loaded (from the file or the database)
         self.from_database = False  # the snapshot is this process's read of the database
@@ -312,6 +322,9 @@ class PolicyService:
         self.last_full_reload = 0.0
         self.requests = 0
         self.refused = 0
+
+    def _new_snapshot(self) -> SuppressionSnapshot:
+        return SuppressionSnapshot(self.soft_policy, self.hash_keys)
 
     @staticmethod
     def _new_cursors() -> dict[str, IdCursor]:
@@ -321,7 +334,7 @@ class PolicyService:
         """Load the state file, before serving: what was refused before a restart still is."""
         if self.state is None:
             return
-        snapshot = SuppressionSnapshot(self.soft_policy)
+        snapshot = self._new_snapshot()
         gc.disable()  # as during a full reload
         try:
             loaded = self.state.load(snapshot)
@@ -374,7 +387,7 @@ class PolicyService:
         # A million new rows would start full collections that scan them all, stalling the
         # answers; after the reload they are frozen (refcounting still frees the old ones).
         gc.disable()
-        snapshot, cursors = SuppressionSnapshot(self.soft_policy), self._new_cursors()
+        snapshot, cursors = self._new_snapshot(), self._new_cursors()
         if self.state is not None:
             self.state.start_rewrite()
         try:
@@ -399,6 +412,12 @@ class PolicyService:
             self._counts(snapshot),
             time.monotonic() - started,
         )
+        if snapshot.erased and not self.hash_keys:
+            LOG.warning(
+                "%d suppression rows are erased addresses (hmac-sha256:...) and there is no "
+                "--erasure-keys-file: those people are NOT refused",
+                snapshot.erased,
+            )
 
     async def _read(
         self, table: str, snapshot: SuppressionSnapshot, cursor: IdCursor, now: float
@@ -512,6 +531,22 @@ def load_tenants(path: Path) -> TenantMap:
         raise SystemExit(f"policy: {path}: {error}") from error
 
 
+def load_erasure_keys(path: Path | None) -> tuple[bytes, ...]:
+    """The keys erased addresses were hashed with (`bulkmail forget --keys-file`'s file);
+    SystemExit naming the file and the line, never a key."""
+    if path is None:
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise SystemExit(f"policy: --erasure-keys-file {path}: {reason}") from None
+    try:
+        return tuple(parse_keys(text, str(path)))
+    except ValueError as error:
+        raise SystemExit(f"policy: --erasure-keys-file {error}") from None
+
+
 def read_conninfo(path: Path | None, environ: Mapping[str, str] | None = None) -> str:
     """The connection string from the file, else from the environment (never logged)."""
     environ = os.environ if environ is None else environ
@@ -590,6 +625,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SoftBouncePolicy.window_days,
         help="the soft-bounce window, days",
     )
+    parser.add_argument(
+        "--erasure-keys-file",
+        type=Path,
+        help="the keys `bulkmail forget` hashes erased addresses with (its --keys-file), one "
+        "hex or base64 a line: erased people are refused by their hash",
+    )
 
 
 async def serve(service: PolicyService, listen: str, refresh_every: float) -> None:
@@ -621,6 +662,7 @@ def run(args: argparse.Namespace) -> int:
         soft_policy = SoftBouncePolicy(args.soft_bounce_threshold, args.soft_bounce_days)
     except ValueError as error:
         raise SystemExit(f"policy: {error}") from None
+    hash_keys = load_erasure_keys(args.erasure_keys_file)
     conninfo = read_conninfo(args.database_file)
     try:
         load = PostgresLoader(conninfo)
@@ -639,7 +681,10 @@ def run(args: argparse.Namespace) -> int:
         soft_policy=soft_policy,
         state=state,
         full_reload_every=args.full_reload_every,
+        hash_keys=hash_keys,
     )
+    if hash_keys:
+        LOG.info("erased addresses are refused by their hash (%d keys)", len(hash_keys))
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(serve(service, args.listen, args.refresh_every))
     LOG.info("stopped")

@@ -18,6 +18,7 @@ from bulkmail.logic.feedback.suppression import (
     SoftBounceRow,
     SuppressionRow,
     TenantMap,
+    address_hash,
     default_tenants,
 )
 
@@ -29,6 +30,7 @@ from bulkmail.policy import (
     PolicyService,
     PostgresLoader,
     StateFile,
+    load_erasure_keys,
     read_conninfo,
 )
 
@@ -422,3 +424,93 @@ def test_the_daemon_answers_from_its_file_while_the_database_is_unreachable(
         proc.kill()
         proc.wait(timeout=10)
     assert "hunter2" not in "".join(lines)
+
+
+# -- erased people (`bulkmail forget`) -----------------------------------------------------
+
+ERASURE_KEY = bytes(range(32))
+
+
+def erased_row(row_id: int, address: str, tenant: str = "acme.test") -> SuppressionRow:
+    return SuppressionRow(
+        row_id, tenant, address_hash(ERASURE_KEY, address), "manual", None, NOV_30
+    )
+
+
+def test_an_erased_address_is_refused_by_its_hash_across_reloads_and_restarts(
+    tmp_path: Path,
+) -> None:
+    database = MemoryDatabase(erased_row(1, "gone@example.org"))
+    path = tmp_path / "snapshot.jsonl"
+    clock = [NOV_30]
+    service = PolicyService(
+        TENANTS,
+        load=database,
+        state=StateFile(path),
+        clock=lambda: clock[0],
+        hash_keys=[ERASURE_KEY],
+        full_reload_every=600,
+    )
+
+    async def talk(port: int) -> None:
+        await service.refresh()
+        clock[0] += 601  # a full reload builds a new snapshot: it must hold the keys too
+        await service.refresh()
+        answers = await exchange(
+            port,
+            request("Gone@example.org"),
+            request("gone@example.org", "orders@shop.test"),
+        )
+        assert answers == [
+            b"action=REJECT 5.7.1 gone@example.org is suppressed for acme.test: "
+            b"manual suppression on 2026-11-30\n\n",
+            b"action=DUNNO\n\n",
+        ]
+
+    asyncio.run(with_server(service, talk))
+    restarted = PolicyService(
+        TENANTS, load=database, state=StateFile(path), hash_keys=[ERASURE_KEY]
+    )
+    restarted.restore()
+    assert restarted.answer(
+        {"request": "smtpd_access_policy", "recipient": "gone@example.org",
+         "sender": "news@acme.test"}
+    ).startswith("REJECT 5.7.1 gone@example.org")  # fmt: skip
+
+
+def test_erased_rows_without_keys_are_logged_as_not_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = PolicyService(TENANTS, load=MemoryDatabase(erased_row(1, "gone@example.org")))
+    with caplog.at_level(logging.WARNING, logger="bulkmail.policy"):
+        asyncio.run(service.refresh())
+    assert "1 suppression rows are erased addresses" in caplog.text
+    assert "NOT refused" in caplog.text
+
+
+def test_the_erasure_keys_file_is_read_and_its_errors_name_the_file_not_the_key(
+    tmp_path: Path,
+) -> None:
+    keys = tmp_path / "erasure-keys"
+    keys.write_text(f"# current first\n{ERASURE_KEY.hex()}\n{bytes(range(32, 64)).hex()}\n")
+    assert load_erasure_keys(keys) == (ERASURE_KEY, bytes(range(32, 64)))
+    assert load_erasure_keys(None) == ()
+    short = tmp_path / "short"
+    short.write_text("00112233445566778899\n")
+    with pytest.raises(SystemExit) as error:
+        load_erasure_keys(short)
+    assert str(error.value).startswith(
+        f"policy: --erasure-keys-file {short}:1: the key is 10 bytes"
+    )
+    assert "00112233" not in str(error.value)
+    with pytest.raises(SystemExit, match=r"--erasure-keys-file .*missing"):
+        load_erasure_keys(tmp_path / "missing")
+
+
+def test_the_cli_takes_an_erasure_keys_file() -> None:
+    args = build_parser().parse_args(["policy", "--tenants", "t.json"])
+    assert args.erasure_keys_file is None
+    args = build_parser().parse_args(
+        ["policy", "--tenants", "t.json", "--erasure-keys-file", "/etc/bulkmail/erasure.keys"]
+    )
+    assert str(args.erasure_keys_file) == "/etc/bulkmail/erasure.keys"

@@ -42,6 +42,8 @@ Pure Python: no I/O, no Ansible import.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -324,15 +326,32 @@ class Refusal:
 
 class SuppressionSnapshot:
     """What the policy service knows: suppression rows and recent soft bounces, by tenant
-    (or GLOBAL) and address. Every lookup is a few dict reads."""
+    (or GLOBAL) and address. Every lookup is a few dict reads.
 
-    def __init__(self, soft_policy: SoftBouncePolicy | None = None) -> None:
+    Erased people (`bulkmail forget`) are rows keyed by `address_hash(key, address)`: with
+    `hash_keys` (every key the erasures may have used, so a key can rotate), a recipient not
+    found as written is looked up again under each key's hash, in the same scopes. That costs
+    one HMAC per key, and only for the scopes that hold such a row: none, for the common case.
+    """
+
+    def __init__(
+        self, soft_policy: SoftBouncePolicy | None = None, hash_keys: Sequence[bytes] = ()
+    ) -> None:
         self.soft_policy = soft_policy or SoftBouncePolicy()
+        # the keyed HMACs, ready: each lookup copies one instead of setting the key up again
+        self._hashers = tuple(_hasher(key) for key in hash_keys)
         self._suppressed: dict[str, dict[str, SuppressionRow]] = {}
         # tenant -> address -> the latest `threshold` soft bounces, oldest first
         self._soft: dict[str, dict[str, list[SoftBounceRow]]] = {}
+        # tenant -> its rows keyed by an erased address's hash; a tenant with none is absent
+        self._erased: dict[str, int] = {}
         self.suppressions = 0  # (tenant, address) pairs suppressed
         self.soft_addresses = 0  # (tenant, address) pairs with soft bounces
+
+    @property
+    def erased(self) -> int:
+        """(tenant, hash) pairs held for erased people, refused only with `hash_keys`."""
+        return sum(self._erased.values())
 
     def apply(self, row: SuppressionRow | SoftBounceRow) -> None:
         """Add a row read from the database or the snapshot file (again is harmless)."""
@@ -340,6 +359,9 @@ class SuppressionSnapshot:
             by_address = self._suppressed.setdefault(row.tenant, {})
             if row.address not in by_address:
                 self.suppressions += 1
+                # a row read again replaces one with the same address: counted once
+                if row.address.startswith(ERASED_PREFIX):
+                    self._erased[row.tenant] = self._erased.get(row.tenant, 0) + 1
             by_address[row.address] = row
             return
         histories = self._soft.setdefault(row.tenant, {})
@@ -364,6 +386,10 @@ class SuppressionSnapshot:
             row = self._suppressed.get(scope, {}).get(address)
             if row is not None:
                 return Refusal(address, scope, row.reason, row.at, row.dsn)
+        if self._erased and self._hashers:
+            refusal = self._erased_refusal(address, scopes)
+            if refusal is not None:
+                return refusal
         policy = self.soft_policy
         horizon = now - policy.window
         for scope in scopes:
@@ -382,9 +408,27 @@ class SuppressionSnapshot:
                 )
         return None
 
+    def _erased_refusal(self, address: str, scopes: tuple[str, ...]) -> Refusal | None:
+        """The refusal of an erased person: their hash under any key, in a scope holding
+        hashes. The Refusal names the recipient as given, never the hash."""
+        held = [scope for scope in scopes if scope in self._erased]
+        if not held:
+            return None
+        data = address.encode("utf-8")
+        for hasher in self._hashers:
+            keyed = hasher.copy()
+            keyed.update(data)
+            hashed = ERASED_PREFIX + keyed.hexdigest()
+            for scope in held:
+                row = self._suppressed.get(scope, {}).get(hashed)
+                if row is not None:
+                    return Refusal(address, scope, row.reason, row.at, row.dsn)
+        return None
+
     def shrink(self, count: int) -> bool:
         """Forget up to `count` addresses; whether any are left. A replaced snapshot of a
         million rows is freed this way, a little at a time, not in one long pause."""
+        self._erased.clear()  # a snapshot being emptied looks no hash up any more
         for store in (self._suppressed, self._soft):
             while store and count > 0:
                 by_address: dict[str, Any] = next(iter(store.values()))
@@ -568,8 +612,11 @@ def address_hash(key: bytes, address: str) -> str:
     the table's lower-case CHECK holds. The policy service looks a recipient up under this
     form too (with every key it holds, so the key can rotate).
     """
-    import hashlib
-    import hmac
-
-    digest = hmac.new(key, normalise_address(address).encode("utf-8"), hashlib.sha256)
+    digest = _hasher(key)
+    digest.update(normalise_address(address).encode("utf-8"))
     return ERASED_PREFIX + digest.hexdigest()
+
+
+def _hasher(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 under `key`, nothing hashed yet: the one recipe of `address_hash`."""
+    return hmac.new(key, digestmod=hashlib.sha256)

@@ -21,6 +21,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppressio
     SuppressionRow,
     SuppressionSnapshot,
     TenantMap,
+    address_hash,
     decide,
     default_tenants,
     fetch_query,
@@ -429,3 +430,100 @@ def test_rows_survive_the_snapshot_file_and_garbage_does_not() -> None:
     ):
         with pytest.raises(ValueError, match="not a snapshot record"):
             row_from_record(garbage)
+
+
+# -- erased people (`bulkmail forget`): refused by their keyed hash ------------------------
+
+KEY = bytes(range(32))
+OLD_KEY = bytes(range(32, 64))
+
+
+def erased(row_id: int, tenant: str, address: str, key: bytes = KEY) -> SuppressionRow:
+    return SuppressionRow(row_id, tenant, address_hash(key, address), "manual", None, NOV_30)
+
+
+def keyed(*rows: SuppressionRow, keys: tuple[bytes, ...] = (KEY,)) -> SuppressionSnapshot:
+    held = SuppressionSnapshot(hash_keys=keys)
+    held.apply_all(rows)
+    return held
+
+
+def test_an_erased_address_is_refused_for_its_tenant_and_not_for_another() -> None:
+    held = keyed(erased(1, "acme.test", "gone@example.org"))
+    refusal = held.refusal("gone@example.org", "acme.test", NOW)
+    assert refusal is not None
+    # the refusal names the recipient, never the hash that found it
+    assert refusal.text() == (
+        "gone@example.org is suppressed for acme.test: manual suppression on 2026-11-30"
+    )
+    assert held.refusal("gone@example.org", "shop.test", NOW) is None
+    assert held.refusal("other@example.org", "acme.test", NOW) is None
+
+
+def test_an_erased_address_is_refused_however_postfix_spells_it() -> None:
+    held = keyed(erased(1, "acme.test", "Gone@Example.ORG"))
+    decision = decide(rcpt("<GONE@example.org>"), held, TENANTS, NOW)
+    assert decision.action.startswith("REJECT 5.7.1 gone@example.org is suppressed for acme.test")
+
+
+def test_a_global_erasure_stops_every_tenant_and_the_null_sender() -> None:
+    held = keyed(erased(1, GLOBAL, "gone@example.org"))
+    for sender in ("news@acme.test", "orders@shop.test", ""):
+        refusal = decide(rcpt("gone@example.org", sender), held, TENANTS, NOW).refusal
+        assert refusal is not None and refusal.tenant == GLOBAL
+
+
+def test_every_key_is_tried_so_the_key_can_rotate() -> None:
+    held = keyed(
+        erased(1, "acme.test", "before@example.org", key=OLD_KEY),
+        erased(2, "acme.test", "after@example.org"),
+        keys=(KEY, OLD_KEY),
+    )
+    assert held.refusal("before@example.org", "acme.test", NOW) is not None
+    assert held.refusal("after@example.org", "acme.test", NOW) is not None
+    # a key the service does not hold finds nothing
+    assert (
+        keyed(erased(1, "acme.test", "x@example.org", key=OLD_KEY)).refusal(
+            "x@example.org", "acme.test", NOW
+        )
+        is None
+    )
+
+
+def test_without_keys_an_erased_row_refuses_nobody_and_is_counted() -> None:
+    held = SuppressionSnapshot()
+    held.apply_all([erased(1, "acme.test", "gone@example.org")] * 2)  # read twice: one row
+    assert held.refusal("gone@example.org", "acme.test", NOW) is None
+    assert (held.suppressions, held.erased) == (1, 1)
+
+
+class ExplodingHasher:
+    """A key whose use fails the test: the lookup must not hash."""
+
+    def copy(self) -> ExplodingHasher:
+        raise AssertionError("hashed a recipient although no scope holds a hashed row")
+
+
+def test_no_hash_is_computed_when_no_hashed_row_can_match() -> None:
+    plain = keyed(suppressed(1, "acme.test", "alice@example.org", "complaint"))
+    plain._hashers = (ExplodingHasher(),)  # type: ignore[assignment]
+    assert plain.refusal("bob@example.org", "acme.test", NOW) is None
+    assert plain.refusal("alice@example.org", "acme.test", NOW) is not None
+    # hashed rows for another tenant only: this tenant's lookups stay plain
+    other = keyed(erased(1, "shop.test", "gone@example.org"))
+    other._hashers = (ExplodingHasher(),)  # type: ignore[assignment]
+    assert other.refusal("gone@example.org", "acme.test", NOW) is None
+
+
+def test_the_lookup_hash_is_the_one_forget_writes() -> None:
+    held = keyed(erased(1, "acme.test", "a.b+tag@example.org"))
+    assert held.refusal(normalise_address("A.B+tag@EXAMPLE.org."), "acme.test", NOW) is not None
+    assert held.refusal("ab+tag@example.org", "acme.test", NOW) is None
+
+
+def test_a_replaced_snapshot_being_emptied_looks_no_hash_up() -> None:
+    held = keyed(erased(1, "acme.test", "gone@example.org"), erased(2, GLOBAL, "x@example.org"))
+    assert held.erased == 2
+    held.shrink(1)
+    assert held.erased == 0
+    assert held.refusal("x@example.org", "acme.test", NOW) is None
