@@ -281,6 +281,7 @@ class PostfixClient(asyncio.Protocol):
         self.sequence = 0
         self.port = 0
         self.busy = False
+        self.ending = False  # paced: no more requests will fall due
         self.waiting: deque[float] = deque()  # due times of requests not sent yet
         self.due_at = self.sent_at = 0.0
         self.expect_refusal = False
@@ -337,13 +338,14 @@ class PostfixClient(asyncio.Protocol):
                 )
         if self.waiting:
             self.send(self.waiting.popleft())
-        elif now >= window.measure_until:
+        elif now >= window.measure_until or self.ending:
             self.finish()
         elif not self.paced:
             self.send(now)
 
     def idle_after_end(self) -> None:
         """The schedule is over: close once the last answer is in."""
+        self.ending = True
         if not self.busy and not self.waiting:
             self.finish()
 
