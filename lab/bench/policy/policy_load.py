@@ -308,8 +308,9 @@ class PostfixClient(asyncio.Protocol):
         recipient, self.expect_refusal = self.mix.next()
         self.sequence += 1
         request = policy_request(recipient, self.sequence, self.port)
-        self.due_at, self.busy = due_at, True
         self.sent_at = time.monotonic()
+        # sent a little early (the schedule's wake-ups): it counts from when it went
+        self.due_at, self.busy = min(due_at, self.sent_at), True
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
