@@ -106,6 +106,7 @@ def zones(
         reverse_zones=bool(reverse_zones),
         web_hosts=parsed.web_hosts,
         mx_hosts=parsed.receivers,
+        unsubscribe=bool(model["variables"].get("bulkmail_unsubscribe_keys")),
     )
 
 

@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Thin filters over plugins/module_utils/model (documented in model.yml, model_summary.yml,
-model_hosts.yml, sender_identities.yml, feedback_settings.yml)."""
+model_hosts.yml, sender_identities.yml, feedback_settings.yml, unsubscribe_hosts.yml)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.addresses import (
     feedback_addresses,
     processor_config,
+    unsubscribe_address,
+    unsubscribe_host,
+    unsubscribe_url,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppression import (
     default_tenants,
@@ -113,7 +116,26 @@ def feedback_settings(inputs: Any) -> dict[str, Any]:
             "days": parsed.feedback.soft_bounce_days,
         },
         "own_hosts": sorted(set(own)),
+        # Per sending domain: its one-click link base and mailto (bulkmail submit's options).
+        "unsubscribe": {
+            domain.name: {
+                "url": unsubscribe_url(domain),
+                "mailto": unsubscribe_address(domain),
+            }
+            for domain in parsed.domains
+        },
     }
+
+
+def unsubscribe_hosts(inputs: Any) -> list[str]:
+    """unsubscribe.<domain> of every sending domain, once the model has one-click keys."""
+    try:
+        parsed = parse_model(inputs)
+    except ModelError as error:
+        raise AnsibleFilterError(str(error)) from error
+    if not (inputs.get("variables") or {}).get("bulkmail_unsubscribe_keys"):
+        return []
+    return [unsubscribe_host(domain) for domain in parsed.domains]
 
 
 class FilterModule:
@@ -126,4 +148,5 @@ class FilterModule:
             "model_hosts": hosts,
             "sender_identities": identities,
             "feedback_settings": feedback_settings,
+            "unsubscribe_hosts": unsubscribe_hosts,
         }

@@ -319,3 +319,81 @@ def test_dmarc_reports_arrive_and_show_alignment(
         assert source["dkim_aligned_rate"] == 1.0, source
     assert summary["safe"], summary["reason"]
     print("dmarc_report:", json.dumps(summary["sources"]))
+
+
+WEB1_PUBLIC = "198.51.100.80"
+# An HTTPS POST from the providers' container (no curl there): the lab's certificate is
+# self-signed, the Host header picks the unsubscribe server.
+ONE_CLICK_POST = (
+    "import http.client, ssl, sys\n"
+    "host, path = sys.argv[2].split('/', 1)\n"
+    "c = http.client.HTTPSConnection(sys.argv[1], 443, timeout=20,"
+    " context=ssl._create_unverified_context())\n"
+    "c.request('POST', '/' + path, body='List-Unsubscribe=One-Click', headers={'Host': host,"
+    " 'Content-Type': 'application/x-www-form-urlencoded'})\n"
+    "print(c.getresponse().status, end='')\n"
+)
+
+
+def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
+    db1: Any, client: Any, smtp1: Any, providers: Any, received: Callable[..., list[Any]]
+) -> None:
+    """RFC 8058 end to end: `bulkmail submit` adds List-Unsubscribe (HTTPS and mailto),
+    List-Unsubscribe-Post and Feedback-ID under the DKIM signature; the provider's POST to the
+    link suppresses the address for the tenant; the next message to it is refused, another
+    tenant's is not."""
+    tag = uuid.uuid4().hex[:8]
+    rcpt = f"reader-{tag}@gmail.test"
+    message = (
+        f"From: news@example.test\nTo: {rcpt}\nSubject: oneclick-{tag}\n"
+        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <oneclick-{tag}@example.test>\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
+    )
+    run = smtp1.run(
+        f"printf %s {shlex.quote(message)} | bulkmail submit --lane bulk "
+        f"--from news@example.test --to {rcpt} --campaign spring-{tag} "
+        "--unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys "
+        "--unsubscribe-url https://unsubscribe.example.test/u/ "
+        "--unsubscribe-mailto unsubscribe@bounces.example.test"
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    (record,) = by_subject(received(lambda rs: by_subject(rs, f"oneclick-{tag}")), tag)
+    assert record["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
+    assert (record["dkim"]["result"], record["dmarc"]["result"]) == ("pass", "pass"), record
+    stored = providers.check_output("cat /var/lib/providers/%s", record["stored_as"])
+    signed = (
+        stored.split("DKIM-Signature:", 1)[1].split("\n", 1)[0]
+        + stored.split("DKIM-Signature:", 1)[1].split("b=", 1)[0]
+    )
+    for name in ("list-unsubscribe", "list-unsubscribe-post", "feedback-id"):
+        assert name in signed.lower().replace(" ", "").replace("\t", ""), signed
+    url = record["list_unsubscribe"].split("<https://", 1)[1].split(">", 1)[0]
+    assert url.startswith("unsubscribe.example.test/u/"), record["list_unsubscribe"]
+    # The provider's one-click POST, from the internet, as RFC 8058 describes it.
+    post = providers.run("python3 -c %s %s %s", ONE_CLICK_POST, WEB1_PUBLIC, url)
+    assert post.stdout == "200", post.stdout + post.stderr
+    rows = wait_for(
+        lambda: sql(db1, f"SELECT tenant, reason FROM suppression WHERE address = '{rcpt}'"),
+        30, "the unsubscribe's suppression row",
+    )  # fmt: skip
+    assert rows == [["example.test", "unsubscribe"]]
+    # A forged token is refused.
+    forged_url = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    forged = providers.run("python3 -c %s %s %s", ONE_CLICK_POST, WEB1_PUBLIC, forged_url)
+    assert forged.stdout == "400", forged.stdout
+    time.sleep(4)  # the policy service reads new rows every 2 s
+    again = send(client, [rcpt], f"after-unsubscribe {tag}", f"u-{tag}", background=False)
+    (line,) = json_lines(again.stdout) or sent_lines(client, f"u-{tag}")
+    assert not line["accepted"] and "unsubscribe" in line["error"]["text"], line
+    # Another tenant's mail to the same person still goes: the unsubscribe was example.test's.
+    other = client.run(
+        "python3 /opt/lab-client/send_mail.py --host %s --port 25 --source 10.25.0.113 "
+        "--from app@shop.test --to %s --subject %s",
+        SMTP1_INTERNAL, rcpt, f"other-tenant-{tag}",
+    )  # fmt: skip
+    assert other.rc == 0, other.stdout + other.stderr
+    print(f"one_click: POST 200, suppressed for example.test only, refused: {line['error']}")
+
+
+def by_subject(records: list[dict[str, Any]], subject: str) -> list[dict[str, Any]]:
+    return [r for r in records if subject in (r.get("subject") or "")]

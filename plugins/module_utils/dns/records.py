@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ..feedback.addresses import UNSUBSCRIBE_HOST_LABEL
 from ..model.domains import Dmarc, Domain, MtaSts, TlsRpt, parse_dmarc
 from ..model.errors import ModelError, raise_collected
 from ..model.fields import is_within, validate_domain_name
@@ -233,10 +234,13 @@ def zone_records(
     ttl: int = DEFAULT_TTL,
     web_hosts: Sequence[Host] = (),
     mx_hosts: Sequence[Host] | None = None,
+    unsubscribe: bool = False,
 ) -> list[dict[str, Any]]:
     """The records one sending domain needs, with fully qualified names.
 
-    `mx_hosts` are the smtp hosts that receive (Model.receivers; default: every smtp host).
+    `mx_hosts` are the smtp hosts that receive (Model.receivers; default: every smtp host);
+    with `unsubscribe` (one-click keys in the model) `unsubscribe.<domain>` points at the web
+    hosts, which serve the RFC 8058 endpoint.
 
     MX and SPF at the domain and at its return-path domain (bounces come back to the smtp
     hosts), DKIM for every listed selector, DMARC at _dmarc; with mta_sts the `_mta-sts`
@@ -283,6 +287,9 @@ def zone_records(
         records.append(_rec(f"_mta-sts.{domain.name}", "TXT", [render_mta_sts_record(policy)], ttl))
         for host in web_hosts:
             records.append(_rec(f"mta-sts.{domain.name}", "A", host.public_ipv4, ttl))
+    if unsubscribe:
+        host_name = f"{UNSUBSCRIBE_HOST_LABEL}.{domain.name}"
+        records.extend(_rec(host_name, "A", host.public_ipv4, ttl) for host in web_hosts)
     if domain.tls_rpt is not None:
         tls_rpt = txt_strings(render_tls_rpt_record(domain.tls_rpt))
         records.append(_rec(f"_smtp._tls.{domain.name}", "TXT", tls_rpt, ttl))
@@ -379,6 +386,7 @@ def build_zones(
     reverse_zones: bool = True,
     web_hosts: Sequence[Host] = (),
     mx_hosts: Sequence[Host] | None = None,
+    unsubscribe: bool = False,
 ) -> list[dict[str, Any]]:
     """Every zone the dns tier serves, with its SOA parameters and full record list.
 
@@ -430,6 +438,7 @@ def build_zones(
                     ttl=ttl,
                     web_hosts=web_hosts,
                     mx_hosts=mx_hosts,
+                    unsubscribe=unsubscribe,
                 )
             )
         except ModelError as error:

@@ -77,6 +77,22 @@ def unsubscribe_address(domain: Domain) -> str:
     return f"{UNSUBSCRIBE_LOCAL}@{return_path_of(domain)}"
 
 
+UNSUBSCRIBE_HOST_LABEL = "unsubscribe"
+UNSUBSCRIBE_PATH = "/u/"
+
+
+def unsubscribe_host(domain: Domain) -> str:
+    """The one-click endpoint's host name for `domain`: the link stays in the sender's own
+    domain, as receivers and readers expect (the web hosts serve it, roles/nginx)."""
+    return f"{UNSUBSCRIBE_HOST_LABEL}.{domain.name.lower()}"
+
+
+def unsubscribe_url(domain: Domain) -> str:
+    """The base of `domain`'s one-click links: the token follows (`bulkmail submit
+    --unsubscribe-url`)."""
+    return f"https://{unsubscribe_host(domain)}{UNSUBSCRIBE_PATH}"
+
+
 def feedback_addresses(
     domains: Sequence[Domain],
     accounts: Sequence[SubmissionAccount] = (),

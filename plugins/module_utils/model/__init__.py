@@ -26,7 +26,7 @@ from .admin import Administration, parse_administration
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
 from .extras import ROLE_VARIABLES, check_role_extras
-from .feedback import Feedback, check_feedback, parse_feedback
+from .feedback import Feedback, check_feedback, parse_feedback, parse_unsubscribe_keys
 from .fields import secret, show
 from .hosts import Host, check_hosts, parse_dns_hosts, parse_hosts, parse_smtp_hosts
 from .lanes import Lane, lane_address, parse_lanes
@@ -55,8 +55,10 @@ MODEL_VARIABLES = (
     "bulkmail_firewall",
     "bulkmail_submission_accounts",
     "bulkmail_feedback",
+    "bulkmail_unsubscribe_keys",
     "bulkmail_db_app_password",
     "bulkmail_db_reader_password",
+    "bulkmail_db_unsubscribe_password",
 )
 HOST_VARIABLES = (
     "bulkmail_hostname",
@@ -66,7 +68,11 @@ HOST_VARIABLES = (
     *ROLE_VARIABLES,  # the roles' extra inputs, checked here before any host changes
 )
 GROUPS = ("smtp", "smtp_fallback", "dns", "db", "web")
-DB_PASSWORDS = ("bulkmail_db_app_password", "bulkmail_db_reader_password")
+DB_PASSWORDS = (
+    "bulkmail_db_app_password",
+    "bulkmail_db_reader_password",
+    "bulkmail_db_unsubscribe_password",
+)
 
 
 @dataclass(frozen=True)
@@ -262,6 +268,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     step("volume", lambda: None if volume is None else parse_volume(volume))
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
     step("feedback", lambda: parse_feedback(raw.get("bulkmail_feedback")))
+    step("_unsubscribe_keys", lambda: parse_unsubscribe_keys(raw.get("bulkmail_unsubscribe_keys")))
     step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
     step(
         "trusted_senders",

@@ -21,10 +21,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..feedback.unsubscribe import parse_keys
 from .errors import ModelError, raise_collected
-from .fields import check_keys, show, single_line, str_list, validate_domain_name, whole_number
+from .fields import (
+    check_keys,
+    secret,
+    show,
+    single_line,
+    str_list,
+    validate_domain_name,
+    whole_number,
+)
 
 VARIABLE = "bulkmail_feedback"
+KEYS_VARIABLE = "bulkmail_unsubscribe_keys"
 KEYS = ("operator_address", "receivers", "hard_bounce_scope", "soft_bounces")
 SCOPES = ("tenant", "global")
 SOFT_KEYS = ("threshold", "days")
@@ -145,3 +155,21 @@ def check_feedback(
             )
         )
     return errors
+
+
+def parse_unsubscribe_keys(raw: Any, path: str = KEYS_VARIABLE) -> int:
+    """`bulkmail_unsubscribe_keys`: the HMAC keys of the one-click links (RFC 8058), hex or
+    base64, at least 32 bytes each; the first signs, all verify (a rotation keeps the old
+    one listed until its links have aged out). Returns how many: the keys stay in the inputs,
+    where the roles read them with no_log, and are never part of the Model."""
+    if raw is None:
+        return 0
+    values = [raw] if isinstance(raw, str) else str_list(raw, path)
+    hint = 'keep them in vault, e.g. bulkmail_unsubscribe_keys: ["{{ vault_unsubscribe_key }}"]'
+    for index, value in enumerate(values):
+        where = path if isinstance(raw, str) else f"{path}[{index}]"
+        try:
+            parse_keys(secret(value, where, hint), where)
+        except ValueError as error:
+            raise ModelError(where, str(error).split(": ", 1)[-1]) from None
+    return len(values)
