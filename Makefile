@@ -117,6 +117,14 @@ bench-submission: lab ## Msg/s submitted on 587 with the sender guard, against t
 bench-isolation: lab ## Transactional latency beside a saturating bulk campaign, lanes vs untuned
 	$(LAB)/bench/isolation
 
+.PHONY: bench-policy
+bench-policy: lab ## Policy checks/s and p99 at 1,000 connections (1M rows); port 25 with vs without it
+	$(LAB)/bench/policy/run
+
+.PHONY: bench-ingest
+bench-ingest: lab ## Ingester lines/s into PostgreSQL vs the MTA's peak log rate; its lag under load
+	$(LAB)/bench/ingest/run
+
 # --- tests -------------------------------------------------------------------
 
 .PHONY: lint
