@@ -118,6 +118,28 @@ def postfix_inbound(
     }
 
 
+OWN_NOTICES_MAP = "/etc/postfix/own_notices.regexp"
+
+
+def own_notices(return_path_domains: Sequence[str]) -> dict[str, Any]:
+    """A lane's instance discards the non-delivery notices it would send to our own VERP
+    addresses: it only sends mail out, so such a notice is always its own report of a
+    bounce the ingester has already read in the log (the SMTP-time 5xx). Without this the
+    notice goes to the domain's MX, which is this host: a mail loop (5.4.6) at best, a second
+    count of the same bounce at worst. `table` is the map; `transport_maps` its entry."""
+    if not return_path_domains:
+        return {"table": None, "transport_maps": []}
+    lines = ["# Our own notices to our VERP addresses: the ingester has the bounce already."]
+    lines += [
+        f"{_domain_pattern(domain)} discard:own bounce notice, recorded from the log"
+        for domain in return_path_domains
+    ]
+    return {
+        "table": {"path": OWN_NOTICES_MAP, "lines": lines},
+        "transport_maps": [f"regexp:{OWN_NOTICES_MAP}"],
+    }
+
+
 def postfix_policy(service: str) -> list[Setting]:
     """smtpd_recipient_restrictions with the suppression check (every instance of a primary)."""
     if not service:

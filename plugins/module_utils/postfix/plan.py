@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..feedback.addresses import feedback_addresses
+from ..feedback.verp import return_path_domains
 from ..model import Model, ModelError
 from ..model.fields import check_keys, whole_number
 from .config import (
@@ -29,7 +30,7 @@ from .config import (
     settings_from_data,
     smtp_host,
 )
-from .inbound import DEFAULT_POLICY_SERVICE, postfix_inbound, postfix_policy
+from .inbound import DEFAULT_POLICY_SERVICE, own_notices, postfix_inbound, postfix_policy
 from .lanes import lane_routes, postfix_instances
 from .tuning import active_queue_limit, postfix_tuning, provider_suffixes
 
@@ -130,6 +131,7 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
         size_limit=size_limit,
         provider_map_socket=socket,
     )
+    notices = own_notices(sorted(return_path_domains(model.domains)))
     planned = []
     for instance in instances:
         main_cf = merge_settings(
@@ -148,12 +150,16 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
             *user_master,
             instance.master_cf,
         )
+        if instance.lane.instance != "-" and not graveyard:
+            main_cf = _discarding_own_notices(main_cf, notices["transport_maps"])
         data = instance.as_dict()
         data.pop("route_map")
         data["main_cf"] = [setting.as_dict() for setting in main_cf]
         data["master_cf"] = [service.as_dict() for service in master_cf]
         planned.append(data)
     tables = [*verp["tables"], *inbound["tables"], *tuning.tables]
+    if notices["table"] is not None and len(instances) > 1 and not graveyard:
+        tables.append(notices["table"])
     return Plan(
         instances=tuple(planned),
         tables=tuple(t for t in tables if not t.get("secret")),
@@ -164,6 +170,19 @@ def plan(model: Model, name: str, options: Mapping[str, Any] | None = None) -> P
         ),
         provider_map_socket=socket,
     )
+
+
+def _discarding_own_notices(main_cf: list[Setting], maps: list[str]) -> list[Setting]:
+    """main_cf with `maps` ahead of its transport_maps (added when it had none)."""
+    if not maps:
+        return main_cf
+    reason = "our own bounce notices to our VERP addresses are discarded (recorded from the log)"
+    for index, setting in enumerate(main_cf):
+        if setting.name == "transport_maps":
+            value = ", ".join([*maps, setting.value]) if setting.value else ", ".join(maps)
+            main_cf[index] = Setting("transport_maps", value, f"{setting.reason}; {reason}")
+            return main_cf
+    return [*main_cf, Setting("transport_maps", ", ".join(maps), reason)]
 
 
 def _inbound(model: Model, name: str, options: Mapping[str, Any], tuned: Any) -> dict[str, Any]:

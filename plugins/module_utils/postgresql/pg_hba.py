@@ -53,7 +53,10 @@ class HbaRule:
     @property
     def line(self) -> str:
         columns = (self.type, self.database, self.user, self.address)
-        padded = "".join(f"{value:<{width}}" for value, width in zip(columns, WIDTHS, strict=True))
+        # A value as long as its column still gets a space: the fields must stay apart.
+        padded = "".join(
+            f"{value:<{width - 1}} " for value, width in zip(columns, WIDTHS, strict=True)
+        )
         return " ".join(part for part in (padded + self.method, self.options) if part)
 
     def as_dict(self) -> dict[str, str]:

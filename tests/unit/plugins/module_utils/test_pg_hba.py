@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.errors import ModelErrors
 from ansible_collections.bulkmail.infra.plugins.module_utils.postgresql.pg_hba import (
     HbaError,
+    HbaRule,
     build_pg_hba,
     parse_extra_rules,
     pg_hba_rules,
@@ -194,3 +195,16 @@ def test_every_broken_extra_rule_is_reported_at_once() -> None:
     with pytest.raises(HbaError, match=r"^postgresql_hba_extra_rules: must be a list of rules"):
         parse_extra_rules({"type": "hostssl"})
     assert parse_extra_rules(None) == []
+
+
+def test_a_value_as_long_as_its_column_stays_apart_from_the_next() -> None:
+    """bulkmail_unsubscribe is wider than the user column: the line must still parse."""
+    rule = HbaRule("hostssl", "bulkmail", "bulkmail_unsubscribe", "10.25.0.80/32",
+                          "scram-sha-256")  # fmt: skip
+    assert rule.line.split() == [
+        "hostssl",
+        "bulkmail",
+        "bulkmail_unsubscribe",
+        "10.25.0.80/32",
+        "scram-sha-256",
+    ]
