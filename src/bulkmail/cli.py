@@ -10,6 +10,7 @@
     bulkmail dmarc-report DOMAIN [--days 7] [--json]               (see bulkmail.dmarc_report)
     bulkmail unsubscribe-web --keys-file FILE --database-file FILE (see bulkmail.unsubscribe)
     bulkmail forget ADDRESS --keys-file FILE [--yes]               (see bulkmail.forget)
+    bulkmail retention --database-file FILE [--events-days 30]     (see bulkmail.retention)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
     bulkmail sender-guard --identities FILE [--listen HOST:PORT]   (see bulkmail.sender_guard)
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
@@ -37,6 +38,7 @@ from bulkmail import (
     policy,
     provider_map,
     report,
+    retention,
     sender_guard,
     signer,
     submit,
@@ -137,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     forget.add_arguments(erase)
+    purge = commands.add_parser(
+        "retention",
+        help="roll delivery events up into delivery_daily and purge raw rows past their age",
+        description=(
+            "Per batch, in one transaction: delete raw delivery events older than "
+            "--events-days and add the final ones to delivery_daily (exactly once); purge "
+            "bounces, complaints, soft bounces, feedback messages and reports past their ages. "
+            "Suppression is never purged."
+        ),
+    )
+    retention.add_arguments(purge)
     shaping = commands.add_parser(
         "provider-map",
         help="answer Postfix's transport_maps by the recipient domain's MX (socketmap)",
@@ -207,6 +220,8 @@ def main(
         return unsubscribe.run(args)
     if args.command == "forget":
         return forget.run(args)
+    if args.command == "retention":
+        return retention.run(args)
     if args.command == "provider-map":
         return provider_map.run(args)
     if args.command == "sender-guard":
