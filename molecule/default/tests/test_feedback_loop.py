@@ -80,14 +80,10 @@ def recipients(tag: str, size: int) -> dict[str, list[str]]:
 def send(client: Any, rcpts: list[str], subject: str, out: str, background: bool) -> Any:
     """One message per recipient over one connection to the bulk lane, from the operator's
     network (`domains: all`): the path a campaign sender takes."""
-    listed = "/tmp/" + out + ".rcpts"
-    client.run("rm -f %s /tmp/%s.jsonl", listed, out)
-    for start in range(0, len(rcpts), 200):
-        chunk = "\n".join(rcpts[start : start + 200]) + "\n"
-        client.check_output("printf %%s %s >> %s", shlex.quote(chunk), listed)
+    client.run("rm -f /tmp/%s.jsonl", out)
     command = (
         f"python3 /opt/lab-client/send_mail.py --host {SMTP1_INTERNAL} --port {BULK_PORT} "
-        f'--from {SENDER} --to "$(paste -sd, {listed})" --count {len(rcpts)} '
+        f"--from {SENDER} --to {','.join(rcpts)} --count {len(rcpts)} "
         f"--subject {shlex.quote(subject)} > /tmp/{out}.jsonl 2>/tmp/{out}.err"
     )
     if background:
@@ -121,18 +117,21 @@ def campaign(db1: Any, client: Any, smtp1: Any, providers: Any) -> Iterator[dict
     db1.check_output("systemctl stop postgresql@15-main")
     down_at = time.monotonic()
     try:
-        during = send(client, second, f"campaign {tag} b", f"c1b-{tag}", background=False)
+        sent_during = send(client, second, f"campaign {tag} b", f"c1b-{tag}", background=False)
+        assert sent_during.rc in (0, 1), sent_during.stderr
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
     finally:
         db1.check_output("systemctl start postgresql@15-main")
     # The feedback pipe kept what arrived during the outage queued (exit 75): retry it now.
     smtp1.run("postqueue -f")
+    print(f"campaign: {len(everyone)} messages sent in {time.time() - started:.0f} s, "
+          f"the database down {OUTAGE_SECONDS} s of it")  # fmt: skip
     yield {
         "tag": tag,
         "listed": listed,
         "everyone": everyone,
         "started": started,
-        "during": during,
+        "during": sent_lines(client, f"c1b-{tag}"),
         "sent": sent_lines(client, f"c1a-{tag}") + sent_lines(client, f"c1b-{tag}"),
         "ingest_restarts": smtp1.check_output(
             "systemctl show -p NRestarts --value bulkmail-ingest"
@@ -177,7 +176,9 @@ def test_every_message_has_exactly_one_final_event(campaign: dict[str, Any], db1
     tag = campaign["tag"]
     accepted = [line for line in campaign["sent"] if line.get("accepted")]
     assert len(accepted) == len(campaign["everyone"]), "the lane refused campaign mail"
-    assert all(line.get("accepted") for line in json_lines(campaign["during"].stdout)), (
+    during = campaign["during"]
+    assert len(during) == len(campaign["everyone"]) - len(campaign["everyone"]) // 2
+    assert all(line.get("accepted") for line in during), (
         "mail stopped flowing while the database was down"
     )
     settled = (
