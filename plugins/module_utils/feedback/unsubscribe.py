@@ -234,10 +234,12 @@ def spool_line(row: UnsubscribeRow) -> str:
 
 
 # ON CONFLICT: the first reason is kept (a complaint or a bounce before the unsubscribe).
+# Without a conflict target: naming (tenant, address) would need SELECT on those columns,
+# and the endpoint's role may insert and read nothing (the only other unique key is the id).
 INSERT_SUPPRESSION = (
     "INSERT INTO suppression (tenant, address, reason, note)"
     " VALUES (%(tenant)s, %(address)s, %(reason)s, %(note)s)"
-    " ON CONFLICT (tenant, address) DO NOTHING"
+    " ON CONFLICT DO NOTHING"
 )
 
 
