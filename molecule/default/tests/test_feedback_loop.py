@@ -77,22 +77,29 @@ def recipients(tag: str, size: int) -> dict[str, list[str]]:
     return out
 
 
+SENDERS = 4  # connections at once: a campaign sender keeps several open
+
+
 def send(client: Any, rcpts: list[str], subject: str, out: str, background: bool) -> Any:
-    """One message per recipient over one connection to the bulk lane, from the operator's
-    network (`domains: all`): the path a campaign sender takes."""
-    client.run("rm -f /tmp/%s.jsonl", out)
-    command = (
+    """One message per recipient to the bulk lane, from the operator's network (`domains:
+    all`), over SENDERS connections at once: the path a campaign sender takes. Each
+    connection's lines go to /tmp/<out>.<n>.jsonl (sent_lines reads them all)."""
+    client.run("rm -f /tmp/%s.*.jsonl", out)
+    parts = [rcpts[i::SENDERS] for i in range(SENDERS) if rcpts[i::SENDERS]]
+    commands = [
         f"python3 /opt/lab-client/send_mail.py --host {SMTP1_INTERNAL} --port {BULK_PORT} "
-        f"--from {SENDER} --to {','.join(rcpts)} --count {len(rcpts)} "
-        f"--subject {shlex.quote(subject)} > /tmp/{out}.jsonl 2>/tmp/{out}.err"
-    )
+        f"--from {SENDER} --to {','.join(part)} --count {len(part)} "
+        f"--subject {shlex.quote(subject)} >/tmp/{out}.{n}.jsonl 2>/tmp/{out}.{n}.err"
+        for n, part in enumerate(parts)
+    ]
+    script = " & ".join(commands) + " & wait"
     if background:
-        return client.run("nohup sh -c %s >/dev/null 2>&1 &", command)
-    return client.run("sh -c %s", command)
+        return client.run("nohup sh -c %s >/dev/null 2>&1 &", script)
+    return client.run("sh -c %s", script)
 
 
 def sent_lines(client: Any, out: str) -> list[dict[str, Any]]:
-    text = client.run("cat /tmp/%s.jsonl", out).stdout
+    text = client.run("cat /tmp/%s.*.jsonl", out).stdout
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
