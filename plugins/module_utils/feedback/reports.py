@@ -605,7 +605,7 @@ def format_summary(summary: DmarcSummary) -> str:
 # The rows summarise_dmarc takes, grouped in the database; reports in the window whose period
 # ended after `since`, and the p= of the latest of them.
 DMARC_SUMMARY_SQL = (
-    "SELECT rec.source_ip::text, sum(rec.count)::bigint, rec.dkim_aligned, rec.spf_aligned"
+    "SELECT host(rec.source_ip), sum(rec.count)::bigint, rec.dkim_aligned, rec.spf_aligned"
     " FROM dmarc_records rec JOIN dmarc_reports rep ON rep.id = rec.report"
     " WHERE rep.domain = %(domain)s AND rep.date_end >= %(since)s"
     " GROUP BY rec.source_ip, rec.dkim_aligned, rec.spf_aligned"
