@@ -221,19 +221,24 @@ def cleanup_statements(
     if sender:
         statements += [
             ("DELETE FROM bounces WHERE source_event IN (SELECT id FROM delivery_events"
-             " WHERE sender = %s)", (sender,)),
-            ("DELETE FROM delivery_events WHERE sender = %s", (sender,)),
+             " WHERE split_part(sender, '@', 1) = split_part(%s, '@', 1))", (sender,)),
+            ("DELETE FROM delivery_events"
+             " WHERE split_part(sender, '@', 1) = split_part(%s, '@', 1)", (sender,)),
         ]  # fmt: skip
     return statements
 
 
+# The load's envelope sender leaves moved to example.test's return-path domain (VERP:
+# bench-ingest-TAG@bounces.example.test): match its local part, which is unique per run.
 LAG_COUNT_SQL = (
-    "SELECT count(*) FROM delivery_events WHERE sender = %s AND kind = 'delivery' AND final"
+    "SELECT count(*) FROM delivery_events WHERE split_part(sender, '@', 1) = split_part(%s, '@', 1)"
+    " AND kind = 'delivery' AND final"
     " AND occurred_at >= to_timestamp(%s)"
 )
 LAG_SQL = (
     "SELECT extract(epoch FROM recorded_at - occurred_at)::float8 FROM delivery_events"
-    " WHERE sender = %s AND kind = 'delivery' AND final AND occurred_at >= to_timestamp(%s)"
+    " WHERE split_part(sender, '@', 1) = split_part(%s, '@', 1)"
+    " AND kind = 'delivery' AND final AND occurred_at >= to_timestamp(%s)"
     " ORDER BY 1"
 )
 
