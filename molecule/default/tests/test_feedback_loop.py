@@ -402,6 +402,25 @@ def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     assert other.rc == 0, other.stdout + other.stderr
     print(f"one_click: POST 200, suppressed for example.test only, refused: {line['error']}")
 
+    # GDPR erasure: every row of the person goes, a keyed hash stays, and it still refuses.
+    erased = smtp1.run(
+        "bulkmail forget %s --keys-file /etc/bulkmail/erasure-keys "
+        "--database-file /etc/bulkmail/ingest-db.conf --yes",
+        rcpt,
+    )
+    assert erased.rc == 0, erased.stdout + erased.stderr
+    assert rcpt not in erased.stdout + erased.stderr
+    for table, column in (("suppression", "address"), ("delivery_events", "recipient")):
+        assert one(db1, f"SELECT count(*) FROM {table} WHERE {column} = '{rcpt}'") == 0, table
+    assert one(db1, "SELECT count(*) FROM suppression WHERE address LIKE 'hmac-sha256:%' "
+               "AND tenant = 'example.test'") >= 1  # fmt: skip
+    smtp1.check_output("systemctl restart bulkmail-policy")  # a full read: the plain row is gone
+    time.sleep(3)
+    after = send(client, [rcpt], f"after-forget {tag}", f"f-{tag}", background=False)
+    (line,) = json_lines(after.stdout) or sent_lines(client, f"f-{tag}")
+    assert not line["accepted"] and line["error"]["code"] == 554, line
+    print(f"forget: rows erased, refused by the keyed hash: {line['error']['text']}")
+
 
 def by_subject(records: list[dict[str, Any]], subject: str) -> list[dict[str, Any]]:
     return [r for r in records if subject in (r.get("subject") or "")]

@@ -56,6 +56,7 @@ MODEL_VARIABLES = (
     "bulkmail_submission_accounts",
     "bulkmail_feedback",
     "bulkmail_unsubscribe_keys",
+    "bulkmail_erasure_keys",
     "bulkmail_db_app_password",
     "bulkmail_db_reader_password",
     "bulkmail_db_unsubscribe_password",
@@ -269,6 +270,10 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
     step("feedback", lambda: parse_feedback(raw.get("bulkmail_feedback")))
     step("_unsubscribe_keys", lambda: parse_unsubscribe_keys(raw.get("bulkmail_unsubscribe_keys")))
+    step(
+        "_erasure_keys",
+        lambda: parse_unsubscribe_keys(raw.get("bulkmail_erasure_keys"), "bulkmail_erasure_keys"),
+    )
     step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
     step(
         "trusted_senders",

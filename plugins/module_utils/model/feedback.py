@@ -160,12 +160,15 @@ def check_feedback(
 def parse_unsubscribe_keys(raw: Any, path: str = KEYS_VARIABLE) -> int:
     """`bulkmail_unsubscribe_keys`: the HMAC keys of the one-click links (RFC 8058), hex or
     base64, at least 32 bytes each; the first signs, all verify (a rotation keeps the old
-    one listed until its links have aged out). Returns how many: the keys stay in the inputs,
-    where the roles read them with no_log, and are never part of the Model."""
+    one listed until its links have aged out). `bulkmail_erasure_keys` (the keyed hashes
+    `bulkmail forget` keeps, which the policy service refuses) are checked the same way.
+    Returns how many: the keys stay in the inputs, where the roles read them with no_log,
+    and are never part of the Model."""
     if raw is None:
         return 0
     values = [raw] if isinstance(raw, str) else str_list(raw, path)
-    hint = 'keep them in vault, e.g. bulkmail_unsubscribe_keys: ["{{ vault_unsubscribe_key }}"]'
+    vault = "vault_" + path.removeprefix("bulkmail_").removesuffix("s")
+    hint = f'keep them in vault, e.g. {path}: ["{{{{ {vault} }}}}"]'
     for index, value in enumerate(values):
         where = path if isinstance(raw, str) else f"{path}[{index}]"
         try:
