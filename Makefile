@@ -160,7 +160,8 @@ sanity: venv ## ansible-test sanity, as Galaxy and collection maintainers run it
 .PHONY: unit
 unit: venv collection-link ## Unit tests: pure logic, no Docker
 	@tests/bin/ensure-unit-tools
-	pytest -q tests/unit lab/providers/tests lab/bench/tests
+	pytest -q tests/unit lab/providers/tests
+	pytest -q lab/bench/tests  # its own conftest: a second run, or the two collide
 
 .PHONY: molecule
 molecule: venv collection-link docker ## The whole stack: create = the lab's hosts, converge = site.yml, idempotence, verify

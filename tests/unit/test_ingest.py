@@ -136,7 +136,8 @@ def after(entries: list[dict[str, Any]], cursor: str | None) -> Iterator[dict[st
     """The entries after `cursor`, as open_journal + journal_entries would give them."""
     start = 0
     if cursor is not None:
-        start = next(i for i, e in enumerate(entries) if e["__CURSOR"] == cursor) + 1
+        cursors = [e["__CURSOR"] for e in entries]
+        start = cursors.index(cursor) + 1
     yield from entries[start:]
 
 
@@ -330,8 +331,9 @@ def test_entries_in_the_forms_python_systemd_gives() -> None:
     stamp = entries[4]["__REALTIME_TIMESTAMP"] / 1e6
     entries[4]["__REALTIME_TIMESTAMP"] = datetime.fromtimestamp(stamp)  # naive local time
     ingester(store).run(entries)
-    (row,) = store.events.values()
-    assert row["occurred_at"] == datetime.fromtimestamp(stamp, UTC)
+    rows = list(store.events.values())
+    assert len(rows) == 1
+    assert rows[0]["occurred_at"] == datetime.fromtimestamp(stamp, UTC)
 
 
 def test_the_progress_line_says_lines_events_and_lag(caplog: pytest.LogCaptureFixture) -> None:

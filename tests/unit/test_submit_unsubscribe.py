@@ -85,8 +85,8 @@ def test_one_recipient_gets_signed_one_click_and_feedback_id_headers(
     https, mailto = re.findall(r"<([^>]+)>", value)
     token = https.removeprefix("https://unsub.example.test/u/")
     data = read_token([KEY], token)
-    assert (data.tenant, data.recipient, data.campaign) == ("example.test", "bob@example.org",
-                                                           "oct-offers")  # fmt: skip
+    expected = ("example.test", "bob@example.org", "oct-offers")
+    assert (data.tenant, data.recipient, data.campaign) == expected
     assert token_from_mailto_subject(mailto.partition("?subject=")[2]) == token
     assert message.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
     parsed = parse_feedback_id(message["Feedback-ID"])

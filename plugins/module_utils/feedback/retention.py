@@ -38,6 +38,7 @@ Pure Python: no I/O, no Ansible import.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,7 +76,12 @@ class RetentionAges:
     def __post_init__(self) -> None:
         for name in ("events_days", "feedback_days", "reports_days", "soft_bounce_days"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 option = "--" + name.replace("_", "-")
                 raise ValueError(f"{option} {value!r}: give a number of days above 0")
 

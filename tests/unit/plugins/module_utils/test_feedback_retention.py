@@ -193,7 +193,7 @@ def test_the_summary_is_one_line_per_table() -> None:
         "feedback_messages_emptied": 2,
     }
     lines = summary_lines(cut, counts, done=True)
-    assert [line.split(":")[0] for line in lines] == [
+    assert [line.split(":", maxsplit=1)[0] for line in lines] == [
         "delivery_events",
         "bounces",
         "complaints",

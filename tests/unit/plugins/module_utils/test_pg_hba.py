@@ -199,8 +199,7 @@ def test_every_broken_extra_rule_is_reported_at_once() -> None:
 
 def test_a_value_as_long_as_its_column_stays_apart_from_the_next() -> None:
     """bulkmail_unsubscribe is wider than the user column: the line must still parse."""
-    rule = HbaRule("hostssl", "bulkmail", "bulkmail_unsubscribe", "10.25.0.80/32",
-                          "scram-sha-256")  # fmt: skip
+    rule = HbaRule("hostssl", "bulkmail", "bulkmail_unsubscribe", "10.25.0.80/32", "scram-sha-256")
     assert rule.line.split() == [
         "hostssl",
         "bulkmail",
