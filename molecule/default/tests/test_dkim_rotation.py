@@ -113,7 +113,9 @@ def stage(
     extra: dict[str, Any] = {"bulkmail_dkim_min_publish_seconds": min_seconds}
     if selectors is not None:
         extra["bulkmail_domains"] = domains_with(model, selectors)
-    return ansible_playbook("site.yml", "--tags", TAGS, extra_vars=extra)
+    # The checker's play is left out: the test asks both name servers itself, at each stage.
+    return ansible_playbook("site.yml", "--tags", TAGS, "--skip-tags", "check_dns",
+                            extra_vars=extra)  # fmt: skip
 
 
 def ok(run: subprocess.CompletedProcess[str]) -> None:

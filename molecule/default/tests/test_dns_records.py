@@ -39,7 +39,7 @@ def hostvars(members: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def expected(model: dict[str, Any]) -> Answers:
+def expected(model: dict[str, Any], lab_model: Any) -> Answers:
     variables, groups = model["vars"], model["groups"]
     domains = parse_domains(variables["bulkmail_domains"])
     keys = {
@@ -59,6 +59,10 @@ def expected(model: dict[str, Any]) -> Answers:
         keys,
         extra_zones=extra,
         web_hosts=parse_hosts(hostvars(groups["web"]), group="web"),
+        # The MX are the receiving hosts (bulkmail_feedback.receivers), and the one-click
+        # hosts point at the web hosts once the model has unsubscribe keys.
+        mx_hosts=lab_model.receivers,
+        unsubscribe=bool(variables.get("bulkmail_unsubscribe_keys")),
     )
     answers: Answers = defaultdict(set)
     for zone in zones:
