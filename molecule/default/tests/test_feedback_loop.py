@@ -403,6 +403,12 @@ def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     print(f"one_click: POST 200, suppressed for example.test only, refused: {line['error']}")
 
     # GDPR erasure: every row of the person goes, a keyed hash stays, and it still refuses.
+    # First the other tenant's delivery must be in: a row written after the erasure is new.
+    wait_for(
+        lambda: one(db1, f"SELECT count(*) FROM delivery_events WHERE recipient = '{rcpt}' "
+                    "AND final AND sender = 'app@shop.test'"),
+        60, "the other tenant's delivery event",
+    )  # fmt: skip
     erased = smtp1.run(
         "bulkmail forget %s --keys-file /etc/bulkmail/erasure-keys "
         "--database-file /etc/bulkmail/ingest-db.conf --yes",
