@@ -263,6 +263,12 @@ def postfix_main_cf(host: SmtpHost) -> list[Setting]:
         ),
         s("smtpd_banner", "$myhostname ESMTP", "do not advertise software and version"),
         s("biff", "no", "no comsat notifications for local mail"),
+        s(
+            "enable_long_queue_ids",
+            "yes",
+            "queue ids unique over time (not reused like the short hex ones), so the ingester's "
+            "delivery events join on them across instances and days",
+        ),
         s("alias_maps", "hash:/etc/aliases", "root and postmaster mail reaches an operator"),
         s("alias_database", "hash:/etc/aliases", "what newaliases builds"),
         s(
