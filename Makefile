@@ -168,38 +168,24 @@ molecule: venv collection-link docker ## The whole stack: create = the lab's hos
 	molecule test 2>&1 | $(LAB)/bin/phase-times molecule
 
 .PHONY: test
-# The lab's images (network and disk, mostly) build beside the venv; the static checks (lint,
-# unit, sanity: CPU, mostly) run beside Molecule, whose converge and tests mostly wait on the
-# lab's containers. Each phase prints its duration; the static checks' output follows
-# Molecule's (build/static.log while they run).
+# The lab's images (network and disk, mostly) build beside lint, unit and sanity (CPU, mostly);
+# molecule's create then finds them built. Each phase prints its duration.
 test: ## Every test; non-zero on any failure; prints each phase's duration
-	@start=$$(date +%s); mkdir -p build; rm -f build/lab-images.rc build/static.rc; \
+	@start=$$(date +%s); mkdir -p build; rm -f build/lab-images.rc; \
 	  ( began=$$(date +%s); rc=0; \
 	    $(MAKE) --no-print-directory images IMAGES="smtp1 providers" >build/lab-images.log 2>&1 || rc=$$?; \
 	    echo "$$rc $$(( $$(date +%s) - began ))" >build/lab-images.rc ) & \
 	  images=$$!; \
 	  images_done() { \
 	    wait $$images || true; read -r rc took <build/lab-images.rc; cat build/lab-images.log; \
-	    echo "phase images (beside venv): $$took s"; \
+	    echo "phase images (beside venv, lint, unit, sanity): $$took s"; \
 	    [ "$$rc" = 0 ] || { echo "make test: the lab images did not build (build/lab-images.log)"; exit 1; }; }; \
-	  began=$$(date +%s); \
-	  $(MAKE) --no-print-directory venv \
-	    || { echo "phase venv: failed after $$(( $$(date +%s) - began )) s"; wait $$images || true; exit 1; }; \
-	  echo "phase venv: $$(( $$(date +%s) - began )) s"; \
-	  ( rc=0; for phase in lint unit sanity; do \
-	      began=$$(date +%s); \
-	      if $(MAKE) --no-print-directory $$phase; then \
-	        echo "phase $$phase (beside molecule): $$(( $$(date +%s) - began )) s"; \
-	      else rc=1; echo "phase $$phase (beside molecule): failed after $$(( $$(date +%s) - began )) s"; fi; \
-	    done; echo "$$rc" >build/static.rc ) >build/static.log 2>&1 & \
-	  static=$$!; \
-	  echo "phase lint, unit, sanity: running beside molecule (build/static.log)"; \
-	  images_done || { wait $$static || true; cat build/static.log; exit 1; }; \
-	  began=$$(date +%s); rc=0; \
-	  $(MAKE) --no-print-directory molecule || rc=$$?; \
-	  if [ "$$rc" = 0 ]; then echo "phase molecule: $$(( $$(date +%s) - began )) s"; \
-	  else echo "phase molecule: failed after $$(( $$(date +%s) - began )) s"; fi; \
-	  wait $$static || true; cat build/static.log; \
-	  [ "$$(cat build/static.rc 2>/dev/null)" = 0 ] || { echo "make test: the static checks failed (above)"; exit 1; }; \
-	  [ "$$rc" = 0 ] || exit 1; \
+	  for phase in venv lint unit sanity images molecule; do \
+	    if [ $$phase = images ]; then images_done; continue; fi; \
+	    began=$$(date +%s); \
+	    $(MAKE) --no-print-directory $$phase \
+	      || { echo "phase $$phase: failed after $$(( $$(date +%s) - began )) s"; \
+	           [ -e build/lab-images.rc ] || wait $$images || true; exit 1; }; \
+	    echo "phase $$phase: $$(( $$(date +%s) - began )) s"; \
+	  done; \
 	  echo "make test: passed in $$(( $$(date +%s) - start )) s"
