@@ -56,7 +56,7 @@ from bulkmail.logic.feedback.inbound import (
     message_statement,
     process,
 )
-from bulkmail.policy import read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
 EX_OK = 0
 EX_TEMPFAIL = 75  # sysexits.h: Postfix defers and retries
@@ -247,18 +247,13 @@ def run(
 def _password(conninfo: str) -> str:
     """The password in the string, to cut out of error messages; Tempfail when the string is
     not libpq syntax (the parser's message would quote it)."""
-    import psycopg.conninfo
-
     try:
-        return psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-    except psycopg.Error:
+        return conninfo_password(conninfo)
+    except ValueError:
         raise Tempfail(
             "the connection string in --database-file is not libpq syntax (key=value pairs or "
             "a postgresql:// URI); the parser's message is not shown, it may quote a password"
         ) from None
 
 
-def _describe(error: BaseException, password: str) -> str:
-    lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
-    return text.replace(password, "***") if password else text
+_describe = describe_error

@@ -37,7 +37,8 @@ from bulkmail.logic.feedback.erasure import (
     tombstone_insert,
 )
 from bulkmail.logic.feedback.suppression import address_hash
-from bulkmail.unsubscribe import load_keys, read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo
+from bulkmail.unsubscribe import load_keys
 
 DATABASE_ENV = "BULKMAIL_FORGET_DATABASE"
 EXIT_USAGE = 2
@@ -109,8 +110,8 @@ def run(
     except ImportError:
         raise SystemExit("forget: psycopg 3 is missing: install Debian's python3-psycopg") from None
     try:
-        password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-    except psycopg.Error:
+        password = conninfo_password(conninfo)
+    except ValueError:
         raise SystemExit(
             "forget: the database connection string is not libpq syntax (its parser's message "
             "is not shown, it may quote a password)"
@@ -125,9 +126,7 @@ def run(
             else:
                 conn.rollback()
     except psycopg.Error as error:
-        lines = str(error).strip().splitlines()
-        text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
-        text = text.replace(password, "***") if password else text
+        text = describe_error(error, password)
         print(f"bulkmail forget: database error, nothing was erased: {text}", file=stderr)
         return EX_TEMPFAIL if isinstance(error, psycopg.OperationalError) else 1
     report(counts, tenants, args.yes, stdout)

@@ -68,7 +68,7 @@ from bulkmail.logic.feedback.ingest import (
 )
 from bulkmail.logic.feedback.postfix_log import Tracker
 from bulkmail.logic.feedback.suppression import TenantMap
-from bulkmail.policy import load_tenants, read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, load_tenants, read_conninfo
 
 LOG = logging.getLogger("bulkmail.ingest")
 MAIL_FACILITY = "2"  # syslog's LOG_MAIL, Postfix's syslog_facility default
@@ -366,15 +366,7 @@ class PostgresStore:
         connect_timeout: int = 5,
         statement_ms: int = 60_000,
     ) -> None:
-        import psycopg.conninfo
-
-        try:
-            self._password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-        except psycopg.Error:
-            raise ValueError(
-                "the database connection string is not libpq syntax (key=value pairs or a "
-                "postgresql:// URI); the parser's message is not shown, it may quote a password"
-            ) from None
+        self._password = conninfo_password(conninfo)
         self._conninfo = conninfo
         self.host = host
         self.feedback = feedback
@@ -504,9 +496,7 @@ class PostgresStore:
                 conn.close()
 
     def _describe(self, error: Exception) -> str:
-        lines = str(error).strip().splitlines()
-        text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
-        return text.replace(self._password, "***") if self._password else text
+        return describe_error(error, self._password)
 
 
 # ---------------------------------------------------------------------- the journal

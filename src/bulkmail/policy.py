@@ -128,16 +128,7 @@ class PostgresLoader:
     """
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 5, statement_ms: int = 10000):
-        import psycopg.conninfo
-
-        try:
-            self._password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-        except psycopg.Error:
-            # its message quotes the string, which may hold the password
-            raise ValueError(
-                "the database connection string is not libpq syntax (key=value pairs or a "
-                "postgresql:// URI); the parser's message is not shown, it may quote a password"
-            ) from None
+        self._password = conninfo_password(conninfo)
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._statement_ms = statement_ms
@@ -182,9 +173,7 @@ class PostgresLoader:
                 await conn.close()
 
     def _describe(self, error: Exception) -> str:
-        lines = str(error).strip().splitlines()
-        text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
-        return text.replace(self._password, "***") if self._password else text
+        return describe_error(error, self._password)
 
 
 class StateFile:
@@ -547,23 +536,55 @@ def load_erasure_keys(path: Path | None) -> tuple[bytes, ...]:
         raise SystemExit(f"policy: --erasure-keys-file {error}") from None
 
 
-def read_conninfo(path: Path | None, environ: Mapping[str, str] | None = None) -> str:
-    """The connection string from the file, else from the environment (never logged)."""
+def read_conninfo(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    command: str = "policy",
+    env: str = DATABASE_ENV,
+) -> str:
+    """The connection string from the file, else from the environment variable `env`
+    (never logged); errors name `command`. Every command that talks to PostgreSQL reads it
+    here."""
     environ = os.environ if environ is None else environ
     if path is not None:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise SystemExit(f"policy: --database-file {path}: {error.strerror}") from None
+            raise SystemExit(f"{command}: --database-file {path}: {error.strerror}") from None
         if not text:
-            raise SystemExit(f"policy: --database-file {path} is empty")
+            raise SystemExit(f"{command}: --database-file {path} is empty")
         return text
-    if environ.get(DATABASE_ENV, "").strip():
-        return environ[DATABASE_ENV].strip()
+    if environ.get(env, "").strip():
+        return environ[env].strip()
     raise SystemExit(
-        f"policy: no database: give its connection string in --database-file FILE or "
-        f"${DATABASE_ENV} (libpq key=value pairs or a postgresql:// URI)"
+        f"{command}: no database: give its connection string in --database-file FILE or "
+        f"${env} (libpq key=value pairs or a postgresql:// URI)"
     )
+
+
+def conninfo_password(conninfo: str) -> str:
+    """The password in a libpq connection string ("" without one), to cut out of error
+    messages. ValueError when the string is not libpq syntax: the parser's own message is
+    not passed on, it quotes the string, password and all."""
+    import psycopg
+    import psycopg.conninfo
+
+    try:
+        return psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
+    except psycopg.Error:
+        raise ValueError(
+            "the database connection string is not libpq syntax (key=value pairs or a "
+            "postgresql:// URI); the parser's message is not shown, it may quote a password"
+        ) from None
+
+
+def describe_error(error: BaseException, password: str) -> str:
+    """`Type: first line of the message`, with the password cut out: what the commands log
+    or print of a database error."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+    return text.replace(password, "***") if password else text
 
 
 def raise_open_files_limit(wanted: int = 65536) -> None:

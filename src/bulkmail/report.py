@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulkmail.logic.feedback.report import aggregate, format_table, parse_since, report_queries
-from bulkmail.policy import read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
 DEFAULT_SINCE = "24h"
 
@@ -86,12 +86,8 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     try:
         results = fetch(conninfo, report_queries(since, tenant))
     except psycopg.Error as error:
-        first = (str(error).strip().splitlines() or ["no message"])[0]
-        password = _password(conninfo)
-        if password:
-            first = first.replace(password, "***")
-        print(f"report: the database cannot be read: {type(error).__name__}: {first}",
-              file=sys.stderr)  # fmt: skip
+        text = describe_error(error, _password(conninfo))
+        print(f"report: the database cannot be read: {text}", file=sys.stderr)
         return 1
     report = aggregate(results, since, tenant)
     if args.json:
@@ -102,9 +98,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
 
 
 def _password(conninfo: str) -> str:
-    import psycopg.conninfo
-
     try:
-        return psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-    except psycopg.Error:
+        return conninfo_password(conninfo)
+    except ValueError:
         return ""

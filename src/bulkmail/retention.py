@@ -46,7 +46,7 @@ from bulkmail.logic.feedback.retention import (
     summary_lines,
     unlock_query,
 )
-from bulkmail.policy import read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
 
 class LockHeld(Exception):
@@ -202,12 +202,8 @@ def _connect(conninfo: str) -> Any:
 
 def _describe(error: Exception, conninfo: str) -> str:
     """The error's first line, the password cut out."""
-    import psycopg.conninfo
-
-    first = (str(error).strip().splitlines() or ["no message"])[0]
-    text = f"{type(error).__name__}: {first}"
     try:
-        password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-    except psycopg.Error:
+        password = conninfo_password(conninfo)
+    except ValueError:
         password = ""
-    return text.replace(password, "***") if password else text
+    return describe_error(error, password)

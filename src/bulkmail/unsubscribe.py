@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import html
@@ -70,6 +71,8 @@ from bulkmail.logic.feedback.unsubscribe import (
     suppression_row,
     token_from_path,
 )
+from bulkmail.policy import conninfo_password, describe_error
+from bulkmail.policy import read_conninfo as policy_read_conninfo
 
 LOG = logging.getLogger("bulkmail.unsubscribe")
 DEFAULT_LISTEN = "127.0.0.1:8460"
@@ -113,15 +116,7 @@ class PostgresStore:
     opened at the first insert and again after any failure."""
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 5) -> None:
-        import psycopg.conninfo
-
-        try:
-            self._password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""
-        except psycopg.Error:
-            raise ValueError(
-                "the database connection string is not libpq syntax (key=value pairs or a "
-                "postgresql:// URI); the parser's message is not shown, it may quote a password"
-            ) from None
+        self._password = conninfo_password(conninfo)
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._conn: Any = None
@@ -157,9 +152,7 @@ class PostgresStore:
                 await conn.close()
 
     def _describe(self, error: Exception) -> str:
-        lines = str(error).strip().splitlines()
-        text = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
-        return text.replace(self._password, "***") if self._password else text
+        return describe_error(error, self._password)
 
 
 class Spool:
@@ -547,29 +540,8 @@ def load_keys(path: Path, command: str = "unsubscribe-web") -> list[bytes]:
         raise SystemExit(f"{command}: --keys-file {error}") from None
 
 
-def read_conninfo(
-    path: Path | None,
-    environ: Mapping[str, str] | None = None,
-    *,
-    command: str = "unsubscribe-web",
-    env: str = DATABASE_ENV,
-) -> str:
-    """The connection string from the file, else from the environment (never logged)."""
-    environ = os.environ if environ is None else environ
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise SystemExit(f"{command}: --database-file {path}: {error.strerror}") from None
-        if not text:
-            raise SystemExit(f"{command}: --database-file {path} is empty")
-        return text
-    if environ.get(env, "").strip():
-        return environ[env].strip()
-    raise SystemExit(
-        f"{command}: no database: give its connection string in --database-file FILE or "
-        f"${env} (libpq key=value pairs or a postgresql:// URI)"
-    )
+# The one reader of --database-file (bulkmail.policy's), with this command's name and variable.
+read_conninfo = functools.partial(policy_read_conninfo, command="unsubscribe-web", env=DATABASE_ENV)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
