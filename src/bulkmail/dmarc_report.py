@@ -36,7 +36,7 @@ from bulkmail.logic.feedback.reports import (
     format_summary,
     summarise_dmarc,
 )
-from bulkmail.policy import read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
 DEFAULT_DATABASE_FILE = Path("/etc/bulkmail/dmarc-report-db.conf")
 PROG = "bulkmail dmarc-report"
@@ -102,20 +102,19 @@ def run(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     try:
-        conninfo = read_conninfo(args.database_file, environ={})
+        conninfo = read_conninfo(args.database_file, environ={}, command=PROG)
     except SystemExit as error:
-        print(f"{PROG}: {str(error).replace('policy: ', '', 1)}", file=err)
+        print(error.code, file=err)
         return 2
     try:
         import psycopg
-        import psycopg.conninfo
     except ImportError:
         print(f"{PROG}: psycopg 3 is missing: install Debian's python3-psycopg", file=err)
         return 2
     try:
-        psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.Error:  # its message would quote the string, password and all
-        print(f"{PROG}: the connection string in --database-file is not libpq syntax", file=err)
+        password = conninfo_password(conninfo)
+    except ValueError as error:
+        print(f"{PROG}: --database-file: {error}", file=err)
         return 2
     when = now or datetime.now(UTC)
     try:
@@ -123,7 +122,7 @@ def run(
             conninfo, connect_timeout=5, application_name="bulkmail-dmarc-report"
         )
     except psycopg.Error as error:
-        print(f"{PROG}: database unavailable: {_first_line(error, conninfo)}", file=err)
+        print(f"{PROG}: database unavailable: {describe_error(error, password)}", file=err)
         return 2
     try:
         connection.execute("SET default_transaction_read_only = on")
@@ -139,7 +138,7 @@ def run(
         print(f"{PROG}: {error}", file=err)
         return 2
     except psycopg.Error as error:
-        print(f"{PROG}: the query failed: {_first_line(error, conninfo)}", file=err)
+        print(f"{PROG}: the query failed: {describe_error(error, password)}", file=err)
         return 2
     finally:
         with contextlib.suppress(Exception):
@@ -150,15 +149,3 @@ def run(
     else:
         out.write(format_summary(summary))
     return 0 if summary.safe else 1
-
-
-def _first_line(error: BaseException, conninfo: str) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
-    with contextlib.suppress(Exception):
-        import psycopg.conninfo
-
-        password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password")
-        if password:
-            text = text.replace(password, "***")
-    return text

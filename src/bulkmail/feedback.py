@@ -216,9 +216,9 @@ def run(
     try:
         config = load_config(args.config)
         try:
-            conninfo = read_conninfo(args.database_file, environ={})
+            conninfo = read_conninfo(args.database_file, environ={}, command=None)
         except SystemExit as error:  # its message names the option, never the string
-            raise Tempfail(str(error).replace("policy: ", "", 1)) from None
+            raise Tempfail(str(error.code)) from None
         raw, truncated = read_message(
             stdin if stdin is not None else sys.stdin.buffer, args.max_size
         )

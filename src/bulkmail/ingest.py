@@ -30,7 +30,7 @@ CHECKs reject) is logged and skipped, one by one, rather than holding up every l
 SIGTERM commits what is pending (trying for 5 s) and exits 0. While lines arrive a line is
 logged every 60 s: lines read, events written, the lag behind the journal.
 
-The connection string is read from `--database-file` (or $BULKMAIL_POLICY_DATABASE), never
+The connection string is read from `--database-file` (or $BULKMAIL_INGEST_DATABASE), never
 logged; the role needs SELECT, INSERT, UPDATE on ingest_state and INSERT on delivery_events,
 bounces, suppression, soft_bounces (SELECT on delivery_events and soft_bounces for the
 soft-bounce check and RETURNING). Deployed as a systemd unit on every smtp host, as a system
@@ -69,6 +69,8 @@ from bulkmail.logic.feedback.ingest import (
 from bulkmail.logic.feedback.postfix_log import Tracker
 from bulkmail.logic.feedback.suppression import TenantMap
 from bulkmail.policy import conninfo_password, describe_error, load_tenants, read_conninfo
+
+DATABASE_ENV = "BULKMAIL_INGEST_DATABASE"
 
 LOG = logging.getLogger("bulkmail.ingest")
 MAIL_FACILITY = "2"  # syslog's LOG_MAIL, Postfix's syslog_facility default
@@ -557,7 +559,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-file",
         type=Path,
-        help="file holding the database's connection string (else $BULKMAIL_POLICY_DATABASE)",
+        help=f"file holding the database's connection string (else ${DATABASE_ENV})",
     )
     parser.add_argument(
         "--tenants",
@@ -622,9 +624,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"ingest: --feedback-addresses: {error}") from None
     try:
-        conninfo = read_conninfo(args.database_file)
+        conninfo = read_conninfo(args.database_file, command="ingest", env=DATABASE_ENV)
     except SystemExit as error:
-        raise SystemExit(f"ingest: {str(error.code).removeprefix('policy: ')}") from None
+        raise SystemExit(error.code) from None
     host = args.host or socket.gethostname()
     try:
         store = PostgresStore(conninfo, host, feedback, rules)

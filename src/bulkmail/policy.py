@@ -540,25 +540,26 @@ def read_conninfo(
     path: Path | None,
     environ: Mapping[str, str] | None = None,
     *,
-    command: str = "policy",
+    command: str | None = "policy",
     env: str = DATABASE_ENV,
 ) -> str:
     """The connection string from the file, else from the environment variable `env`
-    (never logged); errors name `command`. Every command that talks to PostgreSQL reads it
-    here."""
+    (never logged); errors begin with `command` (none when it is None). Every command that
+    talks to PostgreSQL reads it here."""
     environ = os.environ if environ is None else environ
+    prefix = f"{command}: " if command else ""
     if path is not None:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise SystemExit(f"{command}: --database-file {path}: {error.strerror}") from None
+            raise SystemExit(f"{prefix}--database-file {path}: {error.strerror}") from None
         if not text:
-            raise SystemExit(f"{command}: --database-file {path} is empty")
+            raise SystemExit(f"{prefix}--database-file {path} is empty")
         return text
     if environ.get(env, "").strip():
         return environ[env].strip()
     raise SystemExit(
-        f"{command}: no database: give its connection string in --database-file FILE or "
+        f"{prefix}no database: give its connection string in --database-file FILE or "
         f"${env} (libpq key=value pairs or a postgresql:// URI)"
     )
 

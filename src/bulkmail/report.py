@@ -17,7 +17,7 @@ event. The queries and the counting are bulkmail.logic.feedback.report's.
      "suppressed": {"hard_bounce": {"example.test": 0, "global": 0}, ...}, "refusals": 0}
 
 Without it, an aligned table. `--since all` counts everything. The connection string is read
-from `--database-file` (or $BULKMAIL_POLICY_DATABASE), never printed; the session is read-only
+from `--database-file` (or $BULKMAIL_REPORT_DATABASE), never printed; the session is read-only
 (the reader role suffices). Exit 1 when the database cannot be read.
 """
 
@@ -33,6 +33,8 @@ from typing import Any, TextIO
 from bulkmail.logic.feedback.report import aggregate, format_table, parse_since, report_queries
 from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
+DATABASE_ENV = "BULKMAIL_REPORT_DATABASE"
+
 DEFAULT_SINCE = "24h"
 
 
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-file",
         type=Path,
-        help="file holding the database's connection string (else $BULKMAIL_POLICY_DATABASE)",
+        help=f"file holding the database's connection string (else ${DATABASE_ENV})",
     )
     parser.add_argument(
         "--since",
@@ -76,9 +78,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
             raise SystemExit(f"report: --since {error}") from None
     tenant = args.tenant.strip().lower() if args.tenant else None
     try:
-        conninfo = read_conninfo(args.database_file)
+        conninfo = read_conninfo(args.database_file, command="report", env=DATABASE_ENV)
     except SystemExit as error:
-        raise SystemExit(f"report: {str(error.code).removeprefix('policy: ')}") from None
+        raise SystemExit(error.code) from None
     try:
         import psycopg
     except ImportError:

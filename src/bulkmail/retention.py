@@ -16,7 +16,7 @@ purged. The SQL is bulkmail.logic.feedback.retention's.
 Prints one line per table with its counts; `--dry-run` counts what a run would delete, in a
 read-only transaction, and changes nothing. One run at a time across the hosts (an advisory
 lock): a second one says so and exits 0. The connection string is read from
-`--database-file` (or $BULKMAIL_POLICY_DATABASE, as for `bulkmail report`), never printed; the
+`--database-file` (or $BULKMAIL_RETENTION_DATABASE), never printed; the
 role needs SELECT and DELETE on the tables above, UPDATE on feedback_messages, INSERT and
 UPDATE on delivery_daily and INSERT on retention_runs (the schema owner or the writer role).
 Exit 1 when the database fails: the batches committed before stay done (each is whole), and
@@ -47,6 +47,8 @@ from bulkmail.logic.feedback.retention import (
     unlock_query,
 )
 from bulkmail.policy import conninfo_password, describe_error, read_conninfo
+
+DATABASE_ENV = "BULKMAIL_RETENTION_DATABASE"
 
 
 class LockHeld(Exception):
@@ -97,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-file",
         type=Path,
-        help="file holding the database's connection string (else $BULKMAIL_POLICY_DATABASE)",
+        help=f"file holding the database's connection string (else ${DATABASE_ENV})",
     )
     parser.add_argument(
         "--events-days",
@@ -153,9 +155,9 @@ def run(
     except ValueError as error:
         raise SystemExit(f"retention: {error}") from None
     try:
-        conninfo = read_conninfo(args.database_file)
+        conninfo = read_conninfo(args.database_file, command="retention", env=DATABASE_ENV)
     except SystemExit as error:
-        raise SystemExit(f"retention: {str(error.code).removeprefix('policy: ')}") from None
+        raise SystemExit(error.code) from None
     try:
         import psycopg
     except ImportError:
