@@ -15,7 +15,8 @@ printing what would be deleted. It prints counts per table, never the address's 
 The key is the first of `--keys-file` (one hex or base64 key a line, at least 32 bytes); the
 policy service must hold the same file to refuse by the hash. The connection string comes from
 `--database-file` or $BULKMAIL_FORGET_DATABASE, never printed; its role needs SELECT and
-DELETE on the tables above and INSERT on suppression (the schema owner or the writer role).
+DELETE on the tables above and INSERT on suppression: the app role, whose file on an smtp host
+is /etc/bulkmail/retention-db.conf (run as root). The ingest role cannot delete.
 
 What stays elsewhere: the policy service's snapshot file until its next full reload (10
 minutes), the journal's Postfix lines until journald rotates them, backups until they expire,

@@ -179,6 +179,51 @@ def test_only_the_feedback_addresses_are_received(providers: Any) -> None:
             assert code >= 550, f"{rcpt} was accepted: {out.stdout}"
 
 
+# What each login role must not do: every statement below is refused at planning time
+# (permission denied), whatever rows it would touch. The campaign below proves what they may.
+DENIED = {
+    "bulkmail_ingest": [
+        "DELETE FROM suppression WHERE false",
+        "UPDATE suppression SET note = note WHERE false",
+        "DELETE FROM delivery_events WHERE false",
+        "UPDATE delivery_events SET final = final WHERE false",
+        "TRUNCATE bounces",
+        "SELECT count(*) FROM messages",
+    ],
+    "bulkmail_reader": [
+        "INSERT INTO soft_bounces (tenant, address, occurred_at) VALUES ('x', 'x', now())",
+        "DELETE FROM suppression WHERE false",
+    ],
+    "bulkmail_unsubscribe": [
+        "SELECT count(*) FROM suppression",
+        "DELETE FROM suppression WHERE false",
+    ],
+}
+# The connection file each program on an smtp host reads, and the role it must name.
+CONNECTION_FILES = {
+    "/etc/bulkmail/ingest-db.conf": "bulkmail_ingest",
+    "/etc/bulkmail/feedback-db.conf": "bulkmail_ingest",
+    "/etc/bulkmail/policy-db.conf": "bulkmail_reader",
+    "/etc/bulkmail/retention-db.conf": "bulkmail_app",
+}
+
+
+def test_each_database_role_does_no_more_than_its_part(db1: Any, smtp1: Any) -> None:
+    for role, statements in DENIED.items():
+        for statement in statements:
+            run = db1.run(
+                "runuser -u postgres -- psql -d bulkmail -AtXq -v ON_ERROR_STOP=1 -c %s",
+                f"BEGIN; SET LOCAL ROLE {role}; {statement}; ROLLBACK",
+            )
+            assert run.rc != 0 and "permission denied" in run.stderr, (
+                f"{role} may: {statement} ({run.stderr.strip() or 'no error'})"
+            )
+    for path, role in CONNECTION_FILES.items():
+        # Only the user= field is read: the file's password never reaches the test's output.
+        user = smtp1.check_output("grep -o 'user=[a-z_]*' %s", path)
+        assert user == f"user={role}", f"{path}: {user}"
+
+
 def test_every_message_has_exactly_one_final_event(campaign: dict[str, Any], db1: Any) -> None:
     tag = campaign["tag"]
     accepted = [line for line in campaign["sent"] if line.get("accepted")]

@@ -58,6 +58,7 @@ MODEL_VARIABLES = (
     "bulkmail_unsubscribe_keys",
     "bulkmail_erasure_keys",
     "bulkmail_db_app_password",
+    "bulkmail_db_ingest_password",
     "bulkmail_db_reader_password",
     "bulkmail_db_unsubscribe_password",
 )
@@ -71,6 +72,7 @@ HOST_VARIABLES = (
 GROUPS = ("smtp", "smtp_fallback", "dns", "db", "web")
 DB_PASSWORDS = (
     "bulkmail_db_app_password",
+    "bulkmail_db_ingest_password",
     "bulkmail_db_reader_password",
     "bulkmail_db_unsubscribe_password",
 )
