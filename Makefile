@@ -168,24 +168,45 @@ molecule: venv collection-link docker ## The whole stack: create = the lab's hos
 	molecule test 2>&1 | $(LAB)/bin/phase-times molecule
 
 .PHONY: test
-# The lab's images (network and disk, mostly) build beside lint, unit and sanity (CPU, mostly);
-# molecule's create then finds them built. Each phase prints its duration.
+# The lab's images (network and disk, mostly) build beside the static checks (CPU, mostly);
+# lint, unit and sanity run beside each other too, each into its own log, printed whole when
+# it ends. Molecule's create then finds the images built. Each phase prints its duration.
+STATIC_CHECKS := lint unit sanity
 test: ## Every test; non-zero on any failure; prints each phase's duration
-	@start=$$(date +%s); mkdir -p build; rm -f build/lab-images.rc; \
+	@start=$$(date +%s); mkdir -p build; rm -f build/lab-images.rc build/phase-*.rc; \
 	  ( began=$$(date +%s); rc=0; \
 	    $(MAKE) --no-print-directory images IMAGES="smtp1 providers" >build/lab-images.log 2>&1 || rc=$$?; \
 	    echo "$$rc $$(( $$(date +%s) - began ))" >build/lab-images.rc ) & \
 	  images=$$!; \
 	  images_done() { \
 	    wait $$images || true; read -r rc took <build/lab-images.rc; cat build/lab-images.log; \
-	    echo "phase images (beside venv, lint, unit, sanity): $$took s"; \
+	    echo "phase images (beside the static checks): $$took s"; \
 	    [ "$$rc" = 0 ] || { echo "make test: the lab images did not build (build/lab-images.log)"; exit 1; }; }; \
-	  for phase in venv lint unit sanity images molecule; do \
-	    if [ $$phase = images ]; then images_done; continue; fi; \
-	    began=$$(date +%s); \
-	    $(MAKE) --no-print-directory $$phase \
-	      || { echo "phase $$phase: failed after $$(( $$(date +%s) - began )) s"; \
-	           [ -e build/lab-images.rc ] || wait $$images || true; exit 1; }; \
-	    echo "phase $$phase: $$(( $$(date +%s) - began )) s"; \
+	  began=$$(date +%s); \
+	  $(MAKE) --no-print-directory venv \
+	    || { echo "phase venv: failed after $$(( $$(date +%s) - began )) s"; images_done || true; exit 1; }; \
+	  echo "phase venv: $$(( $$(date +%s) - began )) s"; \
+	  pids=""; \
+	  for phase in $(STATIC_CHECKS); do \
+	    ( began=$$(date +%s); rc=0; \
+	      $(MAKE) --no-print-directory $$phase >build/phase-$$phase.log 2>&1 || rc=$$?; \
+	      echo "$$rc $$(( $$(date +%s) - began ))" >build/phase-$$phase.rc ) & \
+	    pids="$$pids $$!"; \
 	  done; \
+	  echo "phase static checks: $(STATIC_CHECKS) beside each other (logs in build/phase-*.log)"; \
+	  failed=""; \
+	  for phase in $(STATIC_CHECKS); do \
+	    while [ ! -e build/phase-$$phase.rc ]; do sleep 1; done; \
+	    read -r rc took <build/phase-$$phase.rc; cat build/phase-$$phase.log; \
+	    if [ "$$rc" = 0 ]; then echo "phase $$phase: $$took s"; \
+	    else echo "phase $$phase: failed after $$took s"; failed="$$failed $$phase"; fi; \
+	  done; \
+	  wait $$pids || true; \
+	  if [ -n "$$failed" ]; then images_done || true; echo "make test: failed:$$failed"; exit 1; fi; \
+	  echo "phase static checks: $$(( $$(date +%s) - began )) s with the venv"; \
+	  images_done; \
+	  began=$$(date +%s); \
+	  $(MAKE) --no-print-directory molecule \
+	    || { echo "phase molecule: failed after $$(( $$(date +%s) - began )) s"; exit 1; }; \
+	  echo "phase molecule: $$(( $$(date +%s) - began )) s"; \
 	  echo "make test: passed in $$(( $$(date +%s) - start )) s"
