@@ -23,6 +23,7 @@ from .access import (
     parse_trusted_networks,
 )
 from .admin import Administration, parse_administration
+from .archive import LogArchive, parse_log_archive
 from .domains import Domain, parse_domains, parse_ip_pools, pool_addresses
 from .errors import ModelError, ModelErrors, raise_collected
 from .extras import ROLE_VARIABLES, check_role_extras
@@ -55,6 +56,7 @@ MODEL_VARIABLES = (
     "bulkmail_firewall",
     "bulkmail_submission_accounts",
     "bulkmail_feedback",
+    "bulkmail_log_archive",
     "bulkmail_unsubscribe_keys",
     "bulkmail_erasure_keys",
     "bulkmail_db_app_password",
@@ -102,6 +104,8 @@ class Model:
     admin: Administration = field(default_factory=Administration)
     # Who receives bounces, complaints and reports, and where postmaster@ goes (model/feedback.py).
     feedback: Feedback = field(default_factory=Feedback)
+    # Where the smtp hosts ship Postfix's raw journal lines (model/archive.py); None: nowhere.
+    log_archive: LogArchive | None = None
 
     @property
     def receivers(self) -> tuple[Host, ...]:
@@ -271,6 +275,7 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
     step("volume", lambda: None if volume is None else parse_volume(volume))
     step("relays", lambda: parse_relays(raw.get("bulkmail_relays")))
     step("feedback", lambda: parse_feedback(raw.get("bulkmail_feedback")))
+    step("log_archive", lambda: parse_log_archive(raw.get("bulkmail_log_archive")))
     step("_unsubscribe_keys", lambda: parse_unsubscribe_keys(raw.get("bulkmail_unsubscribe_keys")))
     step(
         "_erasure_keys",
@@ -358,7 +363,17 @@ def model_summary(model: Model) -> dict[str, Any]:
         "admin_networks": list(model.admin.networks),
         "receivers": [host.inventory_name for host in model.receivers],
         "operator_address": model.feedback.operator_address,
+        "log_archive": _archive_summary(model.log_archive),
     }
+
+
+def _archive_summary(archive: LogArchive | None) -> str | None:
+    """One line on where the log lines go (no credential), or None without an archive."""
+    if archive is None:
+        return None
+    where = f"s3 {archive.bucket}/{archive.prefix}<host>/ at {archive.endpoint}"
+    clear = "" if archive.https else " (plain http: a lab's store only; production uses https)"
+    return f"{where} every {archive.interval_minutes} min{clear}"
 
 
 __all__ = [
@@ -369,6 +384,7 @@ __all__ = [
     "Domain",
     "Host",
     "Lane",
+    "LogArchive",
     "Model",
     "ModelError",
     "ModelErrors",
