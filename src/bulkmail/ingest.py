@@ -504,14 +504,17 @@ class PostgresStore:
 # ---------------------------------------------------------------------- the journal
 
 
-def open_journal(after: str | None) -> tuple[Any, Mapping[str, Any] | None]:
+def open_journal(
+    after: str | None, *, command: str = "ingest", log: logging.Logger = LOG
+) -> tuple[Any, Mapping[str, Any] | None]:
     """The local journal's mail facility, placed after the entry at cursor `after` (at the
-    head without one); and the first entry to feed when that entry is gone from it."""
+    head without one); and the first entry to feed when that entry is gone from it.
+    `command` and `log` are the caller's (bulkmail archive reads the same entries)."""
     try:
         from systemd import journal
     except ImportError:
         raise SystemExit(
-            "ingest: python-systemd is missing: install Debian's python3-systemd"
+            f"{command}: python-systemd is missing: install Debian's python3-systemd"
         ) from None
     # The stamp as the journal's integer microseconds: no naive local datetime to convert.
     reader = journal.Reader(flags=journal.LOCAL_ONLY, converters={"__REALTIME_TIMESTAMP": int})
@@ -522,7 +525,7 @@ def open_journal(after: str | None) -> tuple[Any, Mapping[str, Any] | None]:
     reader.seek_cursor(after)
     entry = reader.get_next()
     if entry and not reader.test_cursor(after):
-        LOG.warning(
+        log.warning(
             "the journal no longer holds the saved entry (vacuumed or rotated while stopped): "
             "reading on from the oldest entry after it; lines in between are lost"
         )
