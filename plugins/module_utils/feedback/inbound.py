@@ -52,13 +52,25 @@ What is decided, by route (`route()`):
   Return-Path or From), never for another tenant. When that sender is not on a domain of ours
   (the map's), or the complainer is redacted, or the Feedback-Type is not-spam or
   auth-failure, nothing is suppressed.
-- `unsubscribe`: RFC 2369 mail to the List-Unsubscribe `mailto:` address. The person is the
-  message's From (the address we mailed, in most clients; the envelope sender is SRS or
-  a provider's bounce address when forwarded), else the envelope sender; suppressed (reason
-  unsubscribe) for the tenant of the unsubscribe mailbox's domain, so each sending domain's
-  List-Unsubscribe must name a mailbox on that domain (or its return-path domain). A token in
-  the address extension or the subject is kept in the note only: the HMAC tokens are the
-  one-click endpoint's business. Auto-replies and null-sender mail there suppress nothing.
+- `unsubscribe`: RFC 2369 mail to the List-Unsubscribe `mailto:` address
+  (`mailto:unsubscribe@domain?subject=unsubscribe-TOKEN`, unsubscribe.unsubscribe_headers).
+  With the one-click token keys (`process(..., unsubscribe_keys=...)`, the endpoint's keys
+  file), the token is what counts: the subject's (`Re:`, case and folded whitespace allowed),
+  else the address extension's. A token that verifies suppresses its own recipient for its
+  own tenant (reason unsubscribe, the campaign in the note), whatever the From says: the
+  From can be forged, and a person answering from a forwarding mailbox is not the address
+  we mailed. A token that does not verify (forged, another key, malformed, older than
+  `unsubscribe_max_age_days` when one is set) suppresses nothing: the message is stored as
+  kind unsubscribe, which it is, with the reason in the note, for a person to read. Mail
+  with no token at all (clients that drop the subject exist), or any mail when no keys are
+  given, is trusted by its From: the person is the message's From (the address we mailed,
+  in most clients; the envelope sender is SRS or a provider's bounce address when
+  forwarded), else the envelope sender, suppressed for the tenant of the unsubscribe
+  mailbox's domain, so each sending domain's List-Unsubscribe must name a mailbox on that
+  domain (or its return-path domain); anyone can unsubscribe anyone that way, which is the
+  price of honouring such clients. A token is never written into a note when keys are
+  given (without them it is noted, unread). Auto-replies and null-sender mail there
+  suppress nothing.
 - `dmarc_report` / `tls_report`: reports.find_reports on the attachments; one dmarc_reports
   row (with its records) per aggregate report, one tls_reports row per TLS-RPT policy.
 
@@ -73,7 +85,7 @@ import email.utils
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
@@ -93,6 +105,13 @@ from .bounces import (
 from .original import clean_address, clean_message_id, header_text
 from .reports import DmarcReport, ReportError, TlsReport, find_reports
 from .suppression import GLOBAL, TenantMap, normalise_address, normalise_domain
+from .unsubscribe import (
+    TokenData,
+    TokenError,
+    read_token,
+    suppression_row,
+    token_from_mailto_subject,
+)
 from .verp import decode_verp
 
 # feedback_messages.kind (migration 0003)
@@ -311,17 +330,30 @@ def route(recipient: str, config: FeedbackConfig) -> str:
 
 
 def process(
-    raw: bytes, sender: str, recipient: str, config: FeedbackConfig, now: datetime
+    raw: bytes,
+    sender: str,
+    recipient: str,
+    config: FeedbackConfig,
+    now: datetime,
+    *,
+    unsubscribe_keys: Sequence[bytes] = (),
+    unsubscribe_max_age_days: int | None = None,
 ) -> Outcome:
     """The rows for one received message (see the module's docstring).
 
     `sender` and `recipient` are the envelope's (Postfix's ${sender}, ${original_recipient});
-    `now` (aware, UTC) dates what the message does not date itself. Never raises for a
-    message it cannot read: that is kind unparsed, with the reason in the note.
+    `now` (aware, UTC) dates what the message does not date itself. `unsubscribe_keys` verify
+    the mailto unsubscribe's token (unsubscribe.parse_keys's list; none: the From is trusted),
+    `unsubscribe_max_age_days` refuses older tokens as the endpoint's `--max-age-days` does.
+    They are parameters, not config fields: the config is a dataclass whose repr would show
+    them. Never raises for a message it cannot read: that is kind unparsed, with the reason
+    in the note.
     """
     envelope_sender = _envelope_sender(sender)
     envelope_recipient = recipient.strip().strip("<>")
     base = _Base(raw, envelope_sender, envelope_recipient, config, now)
+    base.unsubscribe_keys = tuple(unsubscribe_keys)
+    base.unsubscribe_max_age_days = unsubscribe_max_age_days
     where = route(envelope_recipient, config)
     if where == UNKNOWN:
         return base.unparsed(f"{envelope_recipient} is not a feedback address of the config")
@@ -527,6 +559,8 @@ class _Base:
         self.config = config
         self.now = now
         self.message_id: str | None = None
+        self.unsubscribe_keys: tuple[bytes, ...] = ()
+        self.unsubscribe_max_age_days: int | None = None
 
     def row(self, kind: str, note: str | None) -> FeedbackMessageRow:
         text = " ".join(note.split())[:MAX_NOTE] if note else None
@@ -701,6 +735,19 @@ def _unsubscribe(msg: Message, base: _Base) -> Outcome:
         return Outcome(base.row(KIND_AUTO_REPLY, f"auto-reply ({reason})"))
     if not base.sender:
         return base.unparsed("null-sender mail (a bounce?) to the unsubscribe address")
+    local, at, domain = base.recipient.rpartition("@")
+    base_local, delimiter, extension = local.partition(RECIPIENT_DELIMITER)
+    subject = header_text(msg, "Subject")
+    candidates = [
+        (where, token)
+        for where, token in (
+            ("the subject", token_from_mailto_subject(subject)),
+            ("the address extension", extension if delimiter else None),
+        )
+        if token
+    ]
+    if base.unsubscribe_keys and candidates:
+        return _unsubscribe_token(msg, base, candidates, f"{base_local}{at}{domain}")
     person = clean_address(header_text(msg, "From")) or clean_address(base.sender)
     if person is None:
         return base.unparsed("an unsubscribe request naming no address")
@@ -708,14 +755,16 @@ def _unsubscribe(msg: Message, base: _Base) -> Outcome:
     if tenant is None:
         return base.unparsed("an unsubscribe address with no tenant")
     address = normalise_address(person)
-    local = base.recipient.rpartition("@")[0]
-    token = local.split(RECIPIENT_DELIMITER, 1)[1] if RECIPIENT_DELIMITER in local else None
-    subject = header_text(msg, "Subject")
     details = [f"mailto unsubscribe to {base.recipient}"]
-    if token:
-        details.append(f"token {token}")
+    if extension:
+        details.append(f"token {extension}")
     if subject:
         details.append(f"subject {subject[:200]!r}")
+    details.append(
+        "no token: the From is trusted"
+        if base.unsubscribe_keys
+        else "no token keys given: the From is trusted"
+    )
     note = "; ".join(details)
     return Outcome(
         base.row(KIND_UNSUBSCRIBE, f"{address} unsubscribed from {tenant}: {note}"),
@@ -724,6 +773,59 @@ def _unsubscribe(msg: Message, base: _Base) -> Outcome:
                 tenant=tenant,
                 address=address,
                 reason="unsubscribe",
+                dsn=None,
+                note=note[:MAX_NOTE],
+                suppressed_at=base.when(header_text(msg, "Date")),
+            ),
+        ),
+    )
+
+
+def _unsubscribe_token(
+    msg: Message, base: _Base, candidates: Sequence[tuple[str, str]], mailbox: str
+) -> Outcome:
+    """The token path: the first candidate that verifies decides; none does, nothing is
+    suppressed. Notes name the mailbox without its extension and never quote the subject:
+    both may carry the token."""
+    today = int(base.now.timestamp() // 86400)
+    data: TokenData | None = None
+    where = ""
+    failures: list[str] = []
+    for where, token in candidates:
+        try:
+            data = read_token(
+                base.unsubscribe_keys,
+                token,
+                max_age_days=base.unsubscribe_max_age_days,
+                today=today,
+            )
+        except TokenError as error:  # its message names neither the token nor a key
+            failures.append(f"{where}: {error}")
+            continue
+        break
+    sender = clean_address(header_text(msg, "From")) or clean_address(base.sender)
+    claimed = f" from {normalise_address(sender)}" if sender else ""
+    if data is None:
+        return Outcome(
+            base.row(
+                KIND_UNSUBSCRIBE,
+                f"mailto unsubscribe to {mailbox}{claimed}: the token did not verify "
+                f"({'; '.join(failures)}): nothing suppressed",
+            )
+        )
+    row = suppression_row(data)
+    note = f"mailto unsubscribe with a valid token (campaign {row.note!r})"
+    return Outcome(
+        base.row(
+            KIND_UNSUBSCRIBE,
+            f"{row.address} unsubscribed from {row.tenant}: {note} in {where}, to {mailbox}"
+            f"{claimed}",
+        ),
+        suppressions=(
+            SuppressionEntry(
+                tenant=row.tenant,
+                address=row.address,
+                reason=row.reason,
                 dsn=None,
                 note=note[:MAX_NOTE],
                 suppressed_at=base.when(header_text(msg, "Date")),

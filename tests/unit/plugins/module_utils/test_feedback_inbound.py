@@ -29,6 +29,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.inbound im
     UNKNOWN,
     FeedbackConfig,
     FeedbackConfigError,
+    Outcome,
     dmarc_record_statement,
     dmarc_report_statement,
     follow_up_statements,
@@ -37,6 +38,10 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.inbound im
     route,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.suppression import GLOBAL
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.unsubscribe import (
+    make_token,
+    unsubscribe_headers,
+)
 
 DATA = Path(__file__).parent / "data" / "feedback"
 NOW = datetime(2026, 10, 13, 13, 0, tzinfo=UTC)
@@ -322,6 +327,191 @@ def test_auto_reply_to_the_unsubscribe_address_suppresses_nothing() -> None:
     outcome = process(raw, "grace@example.org", "unsubscribe@example.test", CONFIG, NOW)
     assert outcome.kind == KIND_AUTO_REPLY
     assert outcome.suppressions == ()
+
+
+NEW_KEY = bytes(range(32))
+OLD_KEY = bytes(range(100, 132))
+KEYS = (NEW_KEY, OLD_KEY)
+DAY = int(NOW.timestamp() // 86400)
+UNSUBSCRIBE = "unsubscribe@shop.test"
+
+
+def mailto_reply(
+    subject: str | None,
+    *,
+    sender: str = "Mia <mia@forward.test>",
+    to: str = "unsubscribe@shop.test",
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    if subject is not None:
+        message["Subject"] = subject
+    message["Date"] = "Tue, 13 Oct 2026 11:00:00 +0000"
+    message.set_content("unsubscribe")
+    return message.as_bytes()
+
+
+def token(key: bytes = NEW_KEY, recipient: str = "Bob@Example.NET", day: int = DAY) -> str:
+    return make_token(key, "shop.test", recipient, "october-sale", day)
+
+
+def assert_secret_free(outcome: Outcome, token_text: str) -> None:
+    """No note holds the token, nothing at all a key (the summary names the envelope
+    recipient, extension and all, as Postfix's own log does)."""
+    notes = [outcome.message.note or ""] + [s.note or "" for s in outcome.suppressions]
+    assert all(token_text not in note for note in notes)
+    everything = repr(outcome.message) + repr(outcome.suppressions) + outcome.summary()
+    for key in KEYS:
+        assert key.hex() not in everything and repr(key) not in everything
+
+
+def test_a_valid_token_in_the_subject_wins_over_the_from() -> None:
+    # the subject as unsubscribe_headers writes it, answered with Re: and folded by the client
+    ((_name, value), _post) = unsubscribe_headers(
+        NEW_KEY, "shop.test", "bob@example.net", "october-sale",
+        "https://u.shop.test", "unsubscribe@shop.test", DAY,
+    )  # fmt: skip
+    subject = value.split("subject=", 1)[1].rstrip(">")
+    # the client folds the long subject: a line break and a space inside the token
+    raw = mailto_reply("Re: FOLDED").replace(
+        b"Re: FOLDED", f"RE: {subject[:30]}\n {subject[30:]}".encode()
+    )
+    outcome = process(
+        raw, "srs0=x@forward.test", "unsubscribe@shop.test", CONFIG, NOW, unsubscribe_keys=KEYS
+    )
+    assert outcome.kind == KIND_UNSUBSCRIBE
+    (suppression,) = outcome.suppressions
+    assert (suppression.tenant, suppression.address, suppression.reason) == (
+        "shop.test", "bob@example.net", "unsubscribe",
+    )  # fmt: skip
+    assert suppression.note == "mailto unsubscribe with a valid token (campaign 'october-sale')"
+    assert suppression.suppressed_at == datetime(2026, 10, 13, 11, 0, tzinfo=UTC)
+    assert "mia@forward.test" in (outcome.message.note or "")  # who wrote, for the record
+    assert_secret_free(outcome, subject.removeprefix("unsubscribe-"))
+
+
+def test_the_token_names_the_tenant_not_the_mailbox() -> None:
+    signed = make_token(NEW_KEY, "example.test", "bob@example.net", "news", DAY)
+    outcome = process(
+        mailto_reply(f"unsubscribe-{signed}"), "mia@forward.test", "unsubscribe@shop.test",
+        CONFIG, NOW, unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    ((tenant, address),) = [(s.tenant, s.address) for s in outcome.suppressions]
+    assert (tenant, address) == ("example.test", "bob@example.net")
+
+
+def test_a_valid_token_in_the_address_extension() -> None:
+    signed = token()
+    recipient = f"unsubscribe+{signed}@shop.test"
+    outcome = process(
+        mailto_reply(None, to=recipient), "mia@forward.test", recipient, CONFIG, NOW,
+        unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    ((tenant, address),) = [(s.tenant, s.address) for s in outcome.suppressions]
+    assert (tenant, address) == ("shop.test", "bob@example.net")
+    assert "in the address extension, to unsubscribe@shop.test" in (outcome.message.note or "")
+    assert_secret_free(outcome, signed)
+
+
+def test_the_subject_comes_before_the_address_extension() -> None:
+    in_subject, in_extension = token(recipient="subject@example.net"), token()
+    recipient = f"unsubscribe+{in_extension}@shop.test"
+    outcome = process(
+        mailto_reply(f"unsubscribe-{in_subject}", to=recipient), "mia@forward.test", recipient,
+        CONFIG, NOW, unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert [s.address for s in outcome.suppressions] == ["subject@example.net"]
+    # a forged subject does not hide a genuine extension
+    outcome = process(
+        mailto_reply("unsubscribe-" + token(key=b"x" * 32), to=recipient), "mia@forward.test",
+        recipient, CONFIG, NOW, unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert [s.address for s in outcome.suppressions] == ["bob@example.net"]
+
+
+def test_a_token_signed_with_the_old_key_verifies() -> None:
+    outcome = process(
+        mailto_reply(f"unsubscribe-{token(key=OLD_KEY)}"), "mia@forward.test",
+        "unsubscribe@shop.test", CONFIG, NOW, unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert [s.address for s in outcome.suppressions] == ["bob@example.net"]
+
+
+@pytest.mark.parametrize(
+    ("forged", "why"),
+    [
+        (token(key=b"k" * 32), "bad signature"),  # another key
+        (token()[:-2] + ("AA" if not token().endswith("AA") else "BB"), "bad signature"),
+        ("abc123", "too short"),  # malformed
+        ("x" * 5, "bad format"),
+    ],
+)
+def test_a_token_that_does_not_verify_suppresses_nothing(forged: str, why: str) -> None:
+    victim = "Victim <victim@example.net>"
+    outcome = process(
+        mailto_reply(f"unsubscribe-{forged}", sender=victim), "victim@example.net",
+        "unsubscribe@shop.test", CONFIG, NOW, unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert outcome.kind == KIND_UNSUBSCRIBE  # read, not acted on: not unparsed
+    assert outcome.suppressions == ()
+    note = outcome.message.note or ""
+    assert "the token did not verify" in note and why in note and "nothing suppressed" in note
+    assert_secret_free(outcome, forged)
+
+
+def test_a_forged_extension_token_suppresses_nothing() -> None:
+    recipient = "unsubscribe+forged0token0here0forged0token0here@shop.test"
+    outcome = process(
+        mailto_reply(None, to=recipient), "mia@forward.test", recipient, CONFIG, NOW,
+        unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert outcome.suppressions == ()
+    assert "the address extension: " in (outcome.message.note or "")
+    assert "forged0token" not in (outcome.message.note or "")
+
+
+def test_an_expired_token_when_tokens_expire() -> None:
+    old = token(day=DAY - 31)
+    args = (mailto_reply(f"unsubscribe-{old}"), "m@f.test", "unsubscribe@shop.test", CONFIG, NOW)
+    outcome = process(*args, unsubscribe_keys=KEYS, unsubscribe_max_age_days=30)
+    assert outcome.suppressions == ()
+    assert "31 days old" in (outcome.message.note or "")
+    assert process(*args, unsubscribe_keys=KEYS).suppressions  # no expiry by default
+
+
+def test_no_token_trusts_the_from_for_the_mailbox_tenant() -> None:
+    outcome = process(
+        mailto_reply("unsubscribe"), "mia@forward.test", "unsubscribe@shop.test", CONFIG, NOW,
+        unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    ((tenant, address),) = [(s.tenant, s.address) for s in outcome.suppressions]
+    assert (tenant, address) == ("shop.test", "mia@forward.test")
+    assert "no token: the From is trusted" in (outcome.message.note or "")
+
+
+def test_without_keys_a_token_is_only_noted() -> None:
+    signed = token()
+    recipient = f"unsubscribe+{signed}@shop.test"
+    outcome = process(
+        mailto_reply(f"unsubscribe-{signed}", to=recipient), "mia@forward.test", recipient,
+        CONFIG, NOW,
+    )  # fmt: skip
+    ((tenant, address),) = [(s.tenant, s.address) for s in outcome.suppressions]
+    assert (tenant, address) == ("shop.test", "mia@forward.test")
+    assert f"token {signed}" in (outcome.suppressions[0].note or "")
+
+
+def test_auto_replies_and_null_senders_with_a_token_suppress_nothing() -> None:
+    raw = sample("out_of_office.eml")
+    outcome = process(raw, "grace@example.org", "unsubscribe@example.test", CONFIG, NOW,
+                      unsubscribe_keys=KEYS)  # fmt: skip
+    assert outcome.kind == KIND_AUTO_REPLY and outcome.suppressions == ()
+    outcome = process(
+        mailto_reply(f"unsubscribe-{token()}"), "", "unsubscribe@shop.test", CONFIG, NOW,
+        unsubscribe_keys=KEYS,
+    )  # fmt: skip
+    assert outcome.kind == KIND_UNPARSED and outcome.suppressions == ()
 
 
 # ------------------------------------------------------------------------------ reports
