@@ -1,13 +1,15 @@
 """`bulkmail feedback`: one message a feedback address received, stored with what it says.
 
-    bulkmail feedback --config FILE --database-file FILE --sender=S --recipient R < message
+    bulkmail feedback --config FILE --database-file FILE [--unsubscribe-keys-file FILE]
+                      [--unsubscribe-max-age-days N] --sender=S --recipient R < message
 
 Postfix's pipe(8) runs it once per message and recipient, on the smtp tier, for every
 feedback address (the VERP return paths, the FBL, DMARC, TLS-RPT and unsubscribe mailboxes):
 
     bulkmail-feedback unix - n n - 4 pipe flags=DRXq null_sender= user=bulkmail-feedback
       argv=/opt/bulkmail/bin/bulkmail feedback --config /etc/bulkmail/feedback.json
-      --database-file /etc/bulkmail/feedback-db.conf --sender=${sender}
+      --database-file /etc/bulkmail/feedback-db.conf
+      --unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys --sender=${sender}
       --recipient ${original_recipient}
 
 with `bulkmail-feedback_destination_recipient_limit = 1` in main.cf (one ${original_recipient}
@@ -21,8 +23,16 @@ status:
   A message nothing reads is stored too (kind unparsed): accepted mail is never lost, and
   never retried for ever. Rows the database refuses (a CHECK the parser did not foresee) are
   rolled back and the message is stored alone, unparsed, with the database's reason.
-- 75 (EX_TEMPFAIL): the database is unreachable, the config or connection file is unreadable,
-  or a bug (its traceback on stderr): Postfix keeps the message and retries.
+- 75 (EX_TEMPFAIL): the database is unreachable, the config, connection or keys file is
+  unreadable, or a bug (its traceback on stderr): Postfix keeps the message and retries.
+
+`--unsubscribe-keys-file` is the one-click endpoint's keys file (`bulkmail unsubscribe-web
+--keys-file`: one hex or base64 key a line, the signing key first, every key verifies). With
+it, mail to the List-Unsubscribe `mailto:` address is decided by its token: a token that
+verifies unsubscribes the address it names for its tenant, a token that does not suppresses
+nothing, and only mail with no token is trusted by its From. Without it every such message is
+trusted by its From (see inbound.py). `--unsubscribe-max-age-days` is the endpoint's
+`--max-age-days`, for those who set one: give both the same value. The keys are never printed.
 
 One line on stderr says what was done; Postfix logs a pipe's output only when it fails, so the
 line matters for the 75s. The connection string is read from `--database-file` (libpq
@@ -56,6 +66,7 @@ from bulkmail.logic.feedback.inbound import (
     message_statement,
     process,
 )
+from bulkmail.logic.feedback.unsubscribe import parse_keys
 from bulkmail.policy import conninfo_password, describe_error, read_conninfo
 
 EX_OK = 0
@@ -88,6 +99,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file holding the database's connection string (never logged)",
     )
     parser.add_argument(
+        "--unsubscribe-keys-file",
+        type=Path,
+        help="the one-click token keys (unsubscribe-web's --keys-file): with it, a mailto "
+        "unsubscribe is decided by its token, not by its From",
+    )
+    parser.add_argument(
+        "--unsubscribe-max-age-days",
+        type=int,
+        default=None,
+        help="refuse mailto tokens older than this, as unsubscribe-web's --max-age-days "
+        "(default: never)",
+    )
+    parser.add_argument(
         "--sender",
         default="",
         help="the envelope sender (pipe(8)'s ${sender}; empty or MAILER-DAEMON: the null sender)",
@@ -117,6 +141,22 @@ def load_config(path: Path) -> FeedbackConfig:
         return FeedbackConfig.load(data, str(path))
     except FeedbackConfigError as error:
         raise Tempfail(str(error)) from None
+
+
+def load_unsubscribe_keys(path: Path | None) -> tuple[bytes, ...]:
+    """The keys file's keys (parse_keys, as unsubscribe-web reads the same file), none without
+    one; Tempfail naming the option, the file and the line, never a key."""
+    if path is None:
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise Tempfail(f"--unsubscribe-keys-file {path}: {reason}") from None
+    try:
+        return tuple(parse_keys(text, str(path)))
+    except ValueError as error:
+        raise Tempfail(f"--unsubscribe-keys-file {error}") from None
 
 
 def read_message(stream: IO[bytes], limit: int) -> tuple[bytes, bool]:
@@ -219,11 +259,23 @@ def run(
             conninfo = read_conninfo(args.database_file, environ={}, command=None)
         except SystemExit as error:  # its message names the option, never the string
             raise Tempfail(str(error.code)) from None
+        keys = load_unsubscribe_keys(args.unsubscribe_keys_file)
+        max_age = args.unsubscribe_max_age_days
+        if max_age is not None and max_age < 0:
+            raise Tempfail(f"--unsubscribe-max-age-days {max_age}: give 0 or more days")
         raw, truncated = read_message(
             stdin if stdin is not None else sys.stdin.buffer, args.max_size
         )
         when = now or datetime.now(UTC)
-        outcome = process(raw, args.sender, args.recipient, config, when)
+        outcome = process(
+            raw,
+            args.sender,
+            args.recipient,
+            config,
+            when,
+            unsubscribe_keys=keys,
+            unsubscribe_max_age_days=max_age,
+        )
         if truncated:
             outcome = truncated_outcome(outcome, args.max_size)
         result = store(conninfo, outcome, connect=connect)

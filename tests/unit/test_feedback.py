@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from bulkmail.logic.feedback.unsubscribe import make_token
 
 from bulkmail import dmarc_report, feedback
 
@@ -24,8 +25,14 @@ CONNINFO = "host=db.internal dbname=bulkmail user=bulkmail_feedback password=s3c
 CONFIG = {
     "tenants": {"domains": {"example.test": "example.test", "shop.test": "shop.test"}},
     "return_path_domains": {"bounces.example.test": "example.test"},
-    "addresses": {"dmarc@example.test": "dmarc_report", "fbl@example.test": "complaint"},
+    "addresses": {
+        "dmarc@example.test": "dmarc_report",
+        "fbl@example.test": "complaint",
+        "unsubscribe@shop.test": "unsubscribe",
+    },
 }
+NEW_KEY = bytes(range(32))
+OLD_KEY = bytes(range(100, 132))
 
 
 class FakeCursor:
@@ -114,6 +121,8 @@ def files(tmp_path: Path) -> argparse.Namespace:
         sender="",
         recipient=VERP,
         max_size=feedback.MAX_MESSAGE,
+        unsubscribe_keys_file=None,
+        unsubscribe_max_age_days=None,
     )
 
 
@@ -139,6 +148,14 @@ def test_arguments_as_pipe_passes_them() -> None:
         ["--config", "c.json", "--database-file", "d.conf", "--sender=", "--recipient", VERP]
     )
     assert (args.sender, args.recipient, args.max_size) == ("", VERP, 25 * 1024 * 1024)
+    assert (args.unsubscribe_keys_file, args.unsubscribe_max_age_days) == (None, None)
+    args = parser.parse_args(
+        ["--config", "c.json", "--database-file", "d.conf", "--recipient", VERP,
+         "--unsubscribe-keys-file", "/etc/bulkmail/unsubscribe-keys",
+         "--unsubscribe-max-age-days", "400"]
+    )  # fmt: skip
+    assert args.unsubscribe_keys_file == Path("/etc/bulkmail/unsubscribe-keys")
+    assert args.unsubscribe_max_age_days == 400
 
 
 def test_a_bounce_is_written_in_one_transaction(files: argparse.Namespace) -> None:
@@ -246,7 +263,7 @@ def test_bad_config_and_bad_connection_string_defer(
 def test_a_bug_defers_with_its_traceback(
     files: argparse.Namespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("a bug")
 
     monkeypatch.setattr(feedback, "process", broken)
@@ -264,6 +281,105 @@ def test_an_oversized_message_is_kept_truncated(files: argparse.Namespace) -> No
     ((_sql, params),) = conn.executed[1:]
     assert params[0] == "unparsed" and params[5] == raw[:100]
     assert "longer than 100 bytes" in params[6]
+
+
+# ------------------------------------------------------------------------------ mailto unsubscribe
+
+
+def mailto(subject: str, sender: str = "mia@forward.test") -> bytes:
+    return (
+        f"From: Mia <{sender}>\nTo: unsubscribe@shop.test\nSubject: {subject}\n"
+        "Date: Tue, 13 Oct 2026 11:00:00 +0000\n\nunsubscribe\n"
+    ).encode()
+
+
+def keyed(files: argparse.Namespace, tmp_path: Path) -> argparse.Namespace:
+    keys = tmp_path / "unsubscribe-keys"
+    keys.write_text(f"# signing key first\n{NEW_KEY.hex()}\n{OLD_KEY.hex()}  # retired\n")
+    files.unsubscribe_keys_file = keys
+    files.recipient = "unsubscribe@shop.test"
+    files.sender = "srs0=hash=mia@forward.test"
+    return files
+
+
+def suppressions(conn: FakeConnection) -> list[tuple[str, str]]:
+    return [p[:2] for sql, p in conn.executed if sql.startswith("INSERT INTO suppression")]
+
+
+def test_a_mailto_token_signed_with_either_key_unsubscribes_its_address(
+    files: argparse.Namespace, tmp_path: Path
+) -> None:
+    args = keyed(files, tmp_path)
+    for key in (NEW_KEY, OLD_KEY):
+        token = make_token(key, "shop.test", "bob@example.net", "october-sale", 20000)
+        conn = FakeConnection()
+        status, err = deliver(args, mailto(f"Re: unsubscribe-{token}"), conn)
+        assert status == 0
+        assert suppressions(conn) == [("shop.test", "bob@example.net")]
+        assert "with a valid token" in err
+        everything = err + repr(conn.executed)
+        assert token not in err and NEW_KEY.hex() not in everything
+        assert OLD_KEY.hex() not in everything and repr(NEW_KEY) not in everything
+
+
+def test_a_forged_mailto_token_suppresses_nothing(
+    files: argparse.Namespace, tmp_path: Path
+) -> None:
+    token = make_token(b"f" * 32, "shop.test", "victim@example.net", "x", 20000)
+    conn = FakeConnection()
+    status, err = deliver(keyed(files, tmp_path), mailto(f"unsubscribe-{token}"), conn)
+    assert status == 0
+    assert conn.tables() == ["feedback_messages"]
+    assert conn.executed[1][1][0] == "unsubscribe"
+    assert "the token did not verify" in err
+
+
+def test_without_the_keys_file_the_from_is_trusted(files: argparse.Namespace) -> None:
+    token = make_token(NEW_KEY, "shop.test", "bob@example.net", "october-sale", 20000)
+    files.recipient, files.sender = "unsubscribe@shop.test", "mia@forward.test"
+    conn = FakeConnection()
+    status, _err = deliver(files, mailto(f"unsubscribe-{token}"), conn)
+    assert status == 0
+    assert suppressions(conn) == [("shop.test", "mia@forward.test")]
+
+
+def test_unsubscribe_max_age_days_reaches_the_token_check(
+    files: argparse.Namespace, tmp_path: Path
+) -> None:
+    args = keyed(files, tmp_path)
+    today = int(NOW.timestamp() // 86400)
+    token = make_token(NEW_KEY, "shop.test", "bob@example.net", "old", today - 10)
+    args.unsubscribe_max_age_days = 9
+    conn = FakeConnection()
+    status, err = deliver(args, mailto(f"unsubscribe-{token}"), conn)
+    assert status == 0 and suppressions(conn) == [] and "10 days old" in err
+    args.unsubscribe_max_age_days = -1
+    status, err = deliver(args, mailto(f"unsubscribe-{token}"))
+    assert status == feedback.EX_TEMPFAIL and "--unsubscribe-max-age-days -1" in err
+
+
+def test_an_unreadable_keys_file_defers_naming_the_option(
+    files: argparse.Namespace, tmp_path: Path
+) -> None:
+    files.unsubscribe_keys_file = tmp_path / "missing-keys"
+    status, err = deliver(files, mailto("unsubscribe"))
+    assert status == feedback.EX_TEMPFAIL
+    assert err == (
+        f"bulkmail feedback: --unsubscribe-keys-file {tmp_path / 'missing-keys'}: "
+        "No such file or directory; deferred\n"
+    )
+    short = "ab" * 31
+    files.unsubscribe_keys_file.write_text(f"{NEW_KEY.hex()}\n{short}\n")
+    status, err = deliver(files, mailto("unsubscribe"))
+    assert status == feedback.EX_TEMPFAIL
+    assert f"--unsubscribe-keys-file {files.unsubscribe_keys_file}:2: the key is 31 bytes" in err
+    assert short not in err and NEW_KEY.hex() not in err
+    files.unsubscribe_keys_file.write_bytes(b"\xff\xfe" + NEW_KEY.hex().encode())
+    status, err = deliver(files, mailto("unsubscribe"))
+    assert status == feedback.EX_TEMPFAIL and "not UTF-8 text" in err
+    files.unsubscribe_keys_file.write_text("# no key yet\n")
+    status, err = deliver(files, mailto("unsubscribe"))
+    assert status == feedback.EX_TEMPFAIL and "no key in the file" in err
 
 
 # ------------------------------------------------------------------------------ dmarc-report
