@@ -33,6 +33,8 @@ verifies unsubscribes the address it names for its tenant, a token that does not
 nothing, and only mail with no token is trusted by its From. Without it every such message is
 trusted by its From (see inbound.py). `--unsubscribe-max-age-days` is the endpoint's
 `--max-age-days`, for those who set one: give both the same value. The keys are never printed.
+The file must be readable by the pipe's account (root:bulkmail-feedback 0640): one it cannot
+read defers every message, as a missing connection file does, rather than trust the From.
 
 One line on stderr says what was done; Postfix logs a pipe's output only when it fails, so the
 line matters for the 75s. The connection string is read from `--database-file` (libpq
