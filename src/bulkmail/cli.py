@@ -11,6 +11,7 @@
     bulkmail unsubscribe-web --keys-file FILE --database-file FILE (see bulkmail.unsubscribe)
     bulkmail forget ADDRESS --keys-file FILE [--yes]               (see bulkmail.forget)
     bulkmail retention --database-file FILE [--events-days 30]     (see bulkmail.retention)
+    bulkmail archive --config FILE --credentials-file FILE [--dry-run] (see bulkmail.archive)
     bulkmail provider-map --suffixes FILE [--listen HOST:PORT]     (see bulkmail.provider_map)
     bulkmail sender-guard --identities FILE [--listen HOST:PORT]   (see bulkmail.sender_guard)
     bulkmail sign [--opendkim-conf FILE] [--count N] < message
@@ -30,6 +31,7 @@ from importlib import metadata
 from typing import TextIO
 
 from bulkmail import (
+    archive,
     check_dns,
     dmarc_report,
     feedback,
@@ -150,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     retention.add_arguments(purge)
+    ship = commands.add_parser(
+        "archive",
+        help="ship Postfix's journal lines to S3-compatible storage, gzipped",
+        description=(
+            "Read the local journal's mail facility from the saved cursor to its end, put the "
+            "Postfix entries in gzipped JSON-lines objects under keys fixed by each object's "
+            "first entry, and save the cursor after each put. Exit 0 done, 1 retry later, "
+            "2 bad configuration."
+        ),
+    )
+    archive.add_arguments(ship)
     shaping = commands.add_parser(
         "provider-map",
         help="answer Postfix's transport_maps by the recipient domain's MX (socketmap)",
@@ -222,6 +235,8 @@ def main(
         return forget.run(args)
     if args.command == "retention":
         return retention.run(args)
+    if args.command == "archive":
+        return archive.run(args)
     if args.command == "provider-map":
         return provider_map.run(args)
     if args.command == "sender-guard":

@@ -292,7 +292,10 @@ def throughput(args: argparse.Namespace) -> int:
         store.close()
         if not args.keep:
             print("ingest_bench: deleting the scratch rows", file=sys.stderr)
-            _execute_all(conninfo, cleanup_statements(args.host, args.tag, None))
+            _execute_all(
+                _conninfo(args.cleanup_database_file),
+                cleanup_statements(args.host, args.tag, None),
+            )
     return 0
 
 
@@ -334,7 +337,10 @@ def lag(args: argparse.Namespace) -> int:
             lags = [row[0] for row in conn.execute(LAG_SQL, (args.sender, args.since))]
     finally:
         if not args.keep:
-            _execute_all(conninfo, cleanup_statements("", "none", args.sender))
+            _execute_all(
+                _conninfo(args.cleanup_database_file),
+                cleanup_statements("", "none", args.sender),
+            )
     print(f"ingest_lag_rows: {len(lags)}/{args.expect}")
     if not lags:
         return 1
@@ -346,7 +352,8 @@ def lag(args: argparse.Namespace) -> int:
 
 def cleanup(args: argparse.Namespace) -> int:
     _execute_all(
-        _conninfo(args.database_file), cleanup_statements(args.host, args.tag, args.sender)
+        _conninfo(args.cleanup_database_file),
+        cleanup_statements(args.host, args.tag, args.sender),
     )
     return 0
 
@@ -357,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = argparse.ArgumentParser(add_help=False)
     database.add_argument(
         "--database-file", type=Path, default=Path("/etc/bulkmail/ingest-db.conf")
+    )
+    # The ingest role may not delete: what the run wrote goes with the role that purges.
+    database.add_argument(
+        "--cleanup-database-file", type=Path, default=Path("/etc/bulkmail/retention-db.conf")
     )
     database.add_argument("--keep", action="store_true", help="leave the rows (to look at them)")
     one = commands.add_parser("throughput", parents=[database])

@@ -454,7 +454,7 @@ def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     )  # fmt: skip
     erased = smtp1.run(
         "bulkmail forget %s --keys-file /etc/bulkmail/erasure-keys "
-        "--database-file /etc/bulkmail/ingest-db.conf --yes",
+        "--database-file /etc/bulkmail/retention-db.conf --yes",
         rcpt,
     )
     assert erased.rc == 0, erased.stdout + erased.stderr
@@ -471,5 +471,104 @@ def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     print(f"forget: rows erased, refused by the keyed hash: {line['error']['text']}")
 
 
+MAILTO_SEND = (
+    "import smtplib, sys\n"
+    "frm, rcpt, subject = sys.argv[2], sys.argv[3], sys.argv[4]\n"
+    "msg = f'From: {frm}\\r\\nTo: {rcpt}\\r\\nSubject: {subject}\\r\\n\\r\\nunsubscribe\\r\\n'\n"
+    "s = smtplib.SMTP(sys.argv[1], 25, timeout=30)\n"
+    "s.ehlo('mx.outlook.test')\n"
+    "s.sendmail(frm, [rcpt], msg)\n"
+    "s.quit()\n"
+)
+
+
+def test_a_mailto_unsubscribe_suppresses_the_address_its_token_names(
+    db1: Any, smtp1: Any, providers: Any, received: Callable[..., list[Any]]
+) -> None:
+    """RFC 2369's mailto: the token in the subject names whom to suppress, whatever the From
+    says (a forwarding mailbox answers from another address); a forged token suppresses no
+    one, so a stranger cannot unsubscribe a victim by forging the victim's From."""
+    tag = uuid.uuid4().hex[:8]
+    rcpt = f"mailto-{tag}@gmail.test"
+    message = (
+        f"From: news@example.test\nTo: {rcpt}\nSubject: mailto-{tag}\n"
+        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <mailto-{tag}@example.test>\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
+    )
+    run = smtp1.run(
+        f"printf %s {shlex.quote(message)} | bulkmail submit --lane bulk "
+        f"--from news@example.test --to {rcpt} --campaign autumn-{tag} "
+        "--unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys "
+        "--unsubscribe-url https://unsubscribe.example.test/u/ "
+        "--unsubscribe-mailto unsubscribe@bounces.example.test"
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    (record,) = by_subject(received(lambda rs: by_subject(rs, f"mailto-{tag}")), tag)
+    mailto = record["list_unsubscribe"].split("<mailto:", 1)[1].split(">", 1)[0]
+    address, _, query = mailto.partition("?subject=")
+    assert address == "unsubscribe@bounces.example.test" and query, mailto
+    forwarder = f"forwarded-{tag}@outlook.test"
+    victim = f"victim-{tag}@outlook.test"
+    for frm, subject in ((forwarder, f"Re: {query}"), (victim, query[:-4] + "AAAA")):
+        sent = providers.run("python3 -c %s %s %s %s %s", MAILTO_SEND, SMTP1_PUBLIC, frm,
+                             address, subject)  # fmt: skip
+        assert sent.rc == 0, sent.stdout + sent.stderr
+    rows = wait_for(
+        lambda: sql(db1, f"SELECT tenant, reason FROM suppression WHERE address = '{rcpt}'"),
+        60, "the mailto unsubscribe's suppression row",
+    )  # fmt: skip
+    assert rows == [["example.test", "unsubscribe"]]
+    # Both messages are stored; neither From is suppressed (the forged token's least of all).
+    wait_for(
+        lambda: one(db1, "SELECT count(*) FROM feedback_messages WHERE kind = 'unsubscribe' "
+                    f"AND envelope_sender IN ('{forwarder}', '{victim}')") == 2,
+        60, "both mailto messages stored",
+    )  # fmt: skip
+    assert one(db1, "SELECT count(*) FROM suppression WHERE address IN "
+               f"('{forwarder}', '{victim}')") == 0  # fmt: skip
+    print(f"mailto: the token's address suppressed, the forged token's From not ({rcpt})")
+
+
 def by_subject(records: list[dict[str, Any]], subject: str) -> list[dict[str, Any]]:
     return [r for r in records if subject in (r.get("subject") or "")]
+
+
+ARCHIVE_BUCKET = "bulkmail-lab-logs"
+
+
+def archived(s3: Any, prefix: str) -> list[dict[str, Any]]:
+    out = s3.check_output("python3 /opt/s3/serve.py entries %s %s", ARCHIVE_BUCKET, prefix)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_the_journal_is_archived_once_to_the_object_store(
+    campaign: dict[str, Any], smtp1: Any
+) -> None:
+    """The campaign's Postfix lines reach the lab's S3 (moto), gzipped, each entry once,
+    though the archive runs twice (the second ships only what is new)."""
+    s3 = lab_host("s3")
+    prefix = "postfix/smtp1/"
+    for _ in range(2):
+        run = smtp1.run("systemctl start bulkmail-archive.service")
+        assert run.rc == 0, smtp1.run(
+            "journalctl -u bulkmail-archive.service -n 20 --no-pager"
+        ).stdout
+    entries = archived(s3, prefix)
+    assert entries, f"nothing under s3://{ARCHIVE_BUCKET}/{prefix}"
+    cursors = [e["entry"]["cursor"] for e in entries]
+    assert len(cursors) == len(set(cursors)), "an entry was archived twice"
+    assert all(e["entry"]["identifier"].startswith("postfix") for e in entries)
+    messages = "\n".join(e["entry"]["message"] for e in entries)
+    accepted = [s["message_id"] for s in campaign["sent"] if s.get("accepted")]
+    missing = [m for m in accepted if f"message-id={m}" not in messages]
+    assert not missing, f"{len(missing)} of {len(accepted)} campaign messages not archived"
+    # Every Postfix line the journal holds between the archive's first and last entry.
+    first = min(e["entry"]["realtime_us"] for e in entries)
+    last = max(e["entry"]["realtime_us"] for e in entries)
+    journal = int(smtp1.check_output(
+        "journalctl -q --facility=mail --since @%s --until @%s -o json "
+        "--output-fields=SYSLOG_IDENTIFIER | grep -c '\"SYSLOG_IDENTIFIER\":\"postfix'",
+        f"{first / 1e6:.6f}", f"{last / 1e6 + 0.000001:.6f}",
+    ))  # fmt: skip
+    assert len(entries) >= journal, f"{len(entries)} archived of the journal's {journal} lines"
+    print(f"archive: {len(entries)} entries in {len({e['key'] for e in entries})} objects")
