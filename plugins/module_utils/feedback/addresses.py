@@ -22,6 +22,11 @@ received here: `bulkmail check-dns` probes whether it takes mail.
 The same derivation gives the Postfix tables (postfix/config.py `postfix_inbound`) and the
 feedback processor's configuration (`processor_config`), so the two cannot disagree.
 
+The processor's configuration also names our own reporting MTAs (`own_reporting_mtas`): a
+bounce in one of our Postfix instances is read from its log by the ingester, and the same
+Postfix mails a non-delivery notice about it to the VERP return path, which is our own MX;
+the processor stores that notice but must not count the bounce a second time.
+
 Pure Python: no I/O, no Ansible import.
 """
 
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 
 from ..model.access import SubmissionAccount
 from ..model.domains import Domain
+from ..model.hosts import Host
 from .suppression import default_tenants
 from .verp import return_path_domains
 
@@ -132,13 +138,30 @@ def feedback_addresses(
     return FeedbackAddresses(tuple(ours), verp, fixed, forwarded)
 
 
+def own_reporting_mtas(smtp_hosts: Sequence[Host]) -> list[str]:
+    """The names our Postfix instances write in their notices' `Reporting-MTA: dns; <name>`:
+    Postfix's bounce(8) names `myhostname` there, and every instance of an smtp host
+    (graveyards included: they give up on mail too) has the host's `bulkmail_hostname` as
+    its myhostname (postfix/config.py `postfix_main_cf`; no lane's layer sets its own,
+    postfix/lanes.py). Sorted, each once (the model keeps names lower case, without a dot)."""
+    return sorted({h.hostname for h in smtp_hosts if h.hostname})
+
+
 def processor_config(
     domains: Sequence[Domain],
     accounts: Sequence[SubmissionAccount] = (),
     *,
     hard_bounce_scope: str = "tenant",
+    smtp_hosts: Sequence[Host] = (),
 ) -> dict[str, object]:
-    """The feedback processor's configuration file (`bulkmail feedback --config`), as data."""
+    """The feedback processor's configuration file (`bulkmail feedback --config`), as data.
+
+    `smtp_hosts` are the model's smtp hosts (never the web, db or dns hosts: they send no
+    mail through a Postfix of ours): their names become `own_reporting_mtas`, so that a
+    notice our own Postfix sends about a bounce its log already told is stored without a
+    second bounces row or suppression (inbound.py). None given: an empty list, and every
+    notice counts, as before.
+    """
     addresses = feedback_addresses(domains, accounts)
     return {
         "tenants": default_tenants(d.name for d in domains),
@@ -146,4 +169,5 @@ def processor_config(
         "senders": sorted(a.username.lower() for a in accounts),
         "addresses": dict(addresses.fixed),
         "hard_bounce_scope": hard_bounce_scope,
+        "own_reporting_mtas": own_reporting_mtas(smtp_hosts),
     }

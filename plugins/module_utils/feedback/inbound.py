@@ -20,7 +20,8 @@ The config file (JSON, written by Ansible from the model):
         "fbl@example.test": "complaint",
         "unsubscribe@example.test": "unsubscribe"
       },
-      "hard_bounce_scope": "tenant"
+      "hard_bounce_scope": "tenant",
+      "own_reporting_mtas": ["mta1.example.test", "mta2.example.test"]
     }
 
 - `tenants`: TenantMap.load's format (sending domain -> tenant).
@@ -36,6 +37,13 @@ The config file (JSON, written by Ansible from the model):
   tenant whose mail bounced, as complaints and unsubscribes are; `global` suppresses it for
   every tenant (an address that does not exist does not exist for anyone, but a tenant's
   mistyped list would then stop every tenant's mail to an address that a later owner takes).
+- `own_reporting_mtas` (optional, default none): the `myhostname` of every Postfix instance
+  of ours (addresses.own_reporting_mtas: each smtp host's name). When one of them bounces a
+  message, `bulkmail ingest` reads the bounce from its log (bounces, soft_bounces,
+  suppression) and its bounce(8) also mails a notice to the VERP return path, which is our
+  own MX: that notice must not count the same bounce twice. A lane's instance discards its
+  notices itself (postfix/inbound.py `own_notices`); the default instance cannot, as it
+  receives the internet's DSNs for the same addresses.
 
 What is decided, by route (`route()`):
 
@@ -44,9 +52,12 @@ What is decided, by route (`route()`):
   Original/Final-Recipient or flufl.bounce), tenant from the VERP sender (else the return-path
   domain's); a hard class suppresses (reason hard_bounce, with the dsn), a soft class writes a
   soft_bounces row, a sender-side class (blocklist, rate limit, authentication) only the
-  bounces row. A delay or success notice is stored (kind bounce) with nothing else. An ARF
-  report, or Microsoft's non-ARF JMRP, goes to the complaint path. An auto-reply is stored
-  (kind auto_reply) and suppresses nothing.
+  bounces row. A bounce whose Reporting-MTA is one of `own_reporting_mtas` (our own
+  Postfix's notice, compared without its `dns;` type and case) is stored (kind bounce) with
+  no bounces, soft_bounces or suppression row: the ingester wrote those from the log line;
+  a DSN naming no Reporting-MTA is taken as someone else's. A delay or success notice is
+  stored (kind bounce) with nothing else. An ARF report, or Microsoft's non-ARF JMRP, goes
+  to the complaint path. An auto-reply is stored (kind auto_reply) and suppresses nothing.
 - `complaint`: `arf.parse_complaint`; a complaints row, and a suppression (reason complaint)
   for the tenant of the complained-about message's sender (VERP sender, else the original's
   Return-Path or From), never for another tenant. When that sender is not on a domain of ours
@@ -126,7 +137,14 @@ KIND_UNPARSED = "unparsed"
 ADDRESS_KINDS = (KIND_BOUNCE, KIND_COMPLAINT, KIND_UNSUBSCRIBE, KIND_DMARC, KIND_TLS)
 UNKNOWN = "unknown"
 HARD_BOUNCE_SCOPES = ("tenant", "global")
-CONFIG_KEYS = ("tenants", "return_path_domains", "senders", "addresses", "hard_bounce_scope")
+CONFIG_KEYS = (
+    "tenants",
+    "return_path_domains",
+    "senders",
+    "addresses",
+    "hard_bounce_scope",
+    "own_reporting_mtas",
+)
 RECIPIENT_DELIMITER = "+"
 # Feedback types that are no complaint about our mail (RFC 5965, RFC 6591).
 _NOT_COMPLAINTS = frozenset({"not-spam", "auth-failure"})
@@ -148,6 +166,8 @@ class FeedbackConfig:
     senders: tuple[str, ...] = ()
     addresses: Mapping[str, str] = field(default_factory=dict)
     hard_bounce_scope: str = "tenant"
+    # Our Postfix instances' myhostnames, normalised: their notices count no bounce.
+    own_reporting_mtas: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, data: Any, where: str = "feedback config") -> FeedbackConfig:
@@ -185,7 +205,19 @@ class FeedbackConfig:
                 f"{where}.hard_bounce_scope: {scope!r} is not one of "
                 + ", ".join(HARD_BOUNCE_SCOPES)
             )
-        return cls(tenants, return_paths, tuple(senders), addresses, scope)
+        own = data.get("own_reporting_mtas", [])
+        if not isinstance(own, list) or not all(isinstance(n, str) and n.strip() for n in own):
+            raise FeedbackConfigError(
+                f"{where}.own_reporting_mtas: a list of our Postfix hosts' names (myhostname)"
+            )
+        own_mtas = frozenset(normalise_domain(name) for name in own)
+        return cls(tenants, return_paths, tuple(senders), addresses, scope, own_mtas)
+
+    def is_own_notice(self, report: BounceReport) -> bool:
+        """Whether our own Postfix wrote this report (its Reporting-MTA, which parse_bounce
+        gives without its `dns;` type, in lower case)."""
+        mta = report.reporting_mta
+        return mta is not None and normalise_domain(mta) in self.own_reporting_mtas
 
     def mailbox_tenant(self, address: str) -> str | None:
         """The tenant a feedback mailbox belongs to: its domain's, a return-path domain
@@ -595,6 +627,18 @@ def _return_path(msg: Message, base: _Base) -> Outcome:
     if report.kind == AUTO_REPLY:
         return Outcome(base.row(KIND_AUTO_REPLY, f"auto-reply ({report.auto_reply_reason})"))
     if report.kind == BOUNCE:
+        if config.is_own_notice(report):
+            # the ingester wrote this bounce's rows from the log line: none a second time
+            failed = ", ".join(
+                sorted({normalise_address(f.recipient) for f in report.failures if f.recipient})
+            )
+            return Outcome(
+                base.row(
+                    KIND_BOUNCE,
+                    f"our own notice; the bounce is counted from the log (reported by "
+                    f"{report.reporting_mta} for {failed or 'an unnamed recipient'})",
+                )
+            )
         return _bounce(report, base, verp.sender if verp else None)
     if report.kind in (DELAY, DELIVERY):
         what = "a delay warning" if report.kind == DELAY else "a delivery notice"

@@ -67,8 +67,16 @@ def sample(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-def postfix_dsn(recipient: str, verp: str, status: str, reply: str) -> bytes:
-    """A Postfix bounce(8) report, as smtp1 sends it to the VERP return path."""
+def postfix_dsn(
+    recipient: str,
+    verp: str,
+    status: str,
+    reply: str,
+    *,
+    reporting_mta: str | None = "dns; smtp1.example.test",
+) -> bytes:
+    """A Postfix bounce(8) report, as smtp1 sends it to the VERP return path (another MTA's
+    with `reporting_mta`, or one naming none with None)."""
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = "MAILER-DAEMON@smtp1.example.test (Mail Delivery System)"
     report["To"] = verp
@@ -77,7 +85,8 @@ def postfix_dsn(recipient: str, verp: str, status: str, reply: str) -> bytes:
     report["Message-Id"] = "<4Bx9@smtp1.example.test>"
     report.attach(MIMEText(f"<{recipient}>: host mx said: {reply}\n"))
     per_message = Message()
-    per_message["Reporting-MTA"] = "dns; smtp1.example.test"
+    if reporting_mta is not None:
+        per_message["Reporting-MTA"] = reporting_mta
     per_message["X-Postfix-Queue-ID"] = "4Bx1Yk2Lz3z9sQ"
     per_recipient = Message()
     per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
@@ -160,6 +169,20 @@ def test_config_rejects_unknown_keys_and_kinds() -> None:
         FeedbackConfig.load({"return_path_domains": {}})
 
 
+def test_an_old_config_without_own_reporting_mtas_loads_and_counts_every_notice() -> None:
+    assert "own_reporting_mtas" not in CONFIG_DATA
+    assert CONFIG.own_reporting_mtas == frozenset()
+    verp = "news+bob=example.net@bounces.example.test"
+    outcome = process(sample("postfix_5.1.1.eml"), "", verp, CONFIG, NOW)
+    assert len(outcome.bounces) == 1 and len(outcome.suppressions) == 1
+
+
+@pytest.mark.parametrize("value", ["mta1.example.test", ["mta1.example.test", ""], [7]])
+def test_own_reporting_mtas_must_be_a_list_of_names(value: object) -> None:
+    with pytest.raises(FeedbackConfigError, match=r"\.own_reporting_mtas: a list"):
+        FeedbackConfig.load({**CONFIG_DATA, "own_reporting_mtas": value})
+
+
 def test_route() -> None:
     assert route("news+bob=example.net@bounces.example.test", CONFIG) == KIND_BOUNCE
     assert route("postmaster@BOUNCES.example.test", CONFIG) == KIND_BOUNCE
@@ -225,6 +248,87 @@ def test_sender_side_bounce_is_recorded_only() -> None:
     (bounce,) = outcome.bounces
     assert bounce.bounce_class == "reputation_block"
     assert outcome.suppressions == () and outcome.soft_bounces == ()
+
+
+# Our smtp hosts' names, as processor_config writes them; a case and a dot the DSN may differ in.
+OWN = FeedbackConfig.load(
+    {**CONFIG_DATA, "own_reporting_mtas": ["SMTP1.example.test.", "mta2.example.test"]}
+)
+
+
+def assert_stored_only(outcome: Outcome, mta: str) -> None:
+    """Our own notice: kept as kind bounce, and not one row more."""
+    assert outcome.kind == KIND_BOUNCE
+    assert (outcome.bounces, outcome.suppressions, outcome.soft_bounces) == ((), (), ())
+    assert outcome.complaints == ()
+    assert follow_up_statements(outcome, 42) == []
+    note = outcome.message.note or ""
+    assert note.startswith("our own notice; the bounce is counted from the log")
+    assert mta in note
+
+
+def test_our_own_hard_bounce_notice_is_stored_and_counts_nothing() -> None:
+    raw = sample("postfix_5.1.1.eml")  # Reporting-MTA: dns; smtp1.example.test
+    verp = "news+bob=example.net@bounces.example.test"
+    outcome = process(raw, "", verp, OWN, NOW)
+    assert_stored_only(outcome, "smtp1.example.test")
+    assert "bob@example.net" in (outcome.message.note or "")
+    assert outcome.message.raw == raw
+    sql, params = message_statement(outcome.message)
+    assert "feedback_messages" in sql and params[0] == KIND_BOUNCE
+
+
+def test_our_own_soft_bounce_notice_writes_no_soft_bounce() -> None:
+    verp = "news+erin=example.org@bounces.example.test"
+    outcome = process(sample("mailbox_full_552.eml"), "", verp, OWN, NOW)
+    assert_stored_only(outcome, "smtp1.example.test")
+
+
+@pytest.mark.parametrize(
+    "reporting_mta", ["dns; mta2.example.test", "DNS;MTA2.Example.Test.", "mta2.example.test"]
+)
+def test_our_own_notice_is_known_by_name_whatever_its_case_and_type(reporting_mta: str) -> None:
+    verp = "offers+Carol=example.net@bounces.shop.test"
+    raw = postfix_dsn(
+        "Carol@example.net", verp, "5.1.1", "550 5.1.1 user unknown", reporting_mta=reporting_mta
+    )
+    assert_stored_only(process(raw, "", verp, OWN, NOW), "mta2.example.test")
+
+
+def test_our_own_notice_to_a_fixed_return_path_counts_nothing() -> None:
+    config = FeedbackConfig.load(
+        {**CONFIG_DATA, "addresses": {"app@shop.test": "bounce"},
+         "own_reporting_mtas": ["smtp1.example.test"]}
+    )  # fmt: skip
+    raw = postfix_dsn("carol@example.net", "app@shop.test", "5.1.1", "550 5.1.1 user unknown")
+    assert_stored_only(process(raw, "", "app@shop.test", config, NOW), "smtp1.example.test")
+
+
+@pytest.mark.parametrize(
+    "reporting_mta", ["dns; mx.example.net", "dns; smtp1.example.test.evil.test", None]
+)
+def test_a_foreign_or_unnamed_dsn_for_the_same_recipient_counts_as_before(
+    reporting_mta: str | None,
+) -> None:
+    verp = "offers+Carol=example.net@bounces.shop.test"
+    raw = postfix_dsn(
+        "Carol@example.net", verp, "5.1.1", "550 5.1.1 user unknown", reporting_mta=reporting_mta
+    )
+    outcome = process(raw, "", verp, OWN, NOW)
+    assert outcome == process(raw, "", verp, CONFIG, NOW)
+    (bounce,) = outcome.bounces
+    assert (bounce.tenant, bounce.recipient) == ("shop.test", "carol@example.net")
+    assert bounce.hard
+    assert bounce.reporting_mta == (reporting_mta.partition("; ")[2] if reporting_mta else None)
+    (suppression,) = outcome.suppressions
+    assert (suppression.tenant, suppression.address) == ("shop.test", "carol@example.net")
+    assert not (outcome.message.note or "").startswith("our own notice")
+
+
+def test_our_own_delay_warning_is_stored_as_before() -> None:
+    verp = "news+frank=example.org@bounces.example.test"
+    raw = sample("delayed_4.4.1.eml")
+    assert process(raw, "", verp, OWN, NOW) == process(raw, "", verp, CONFIG, NOW)
 
 
 def test_out_of_office_is_stored_and_suppresses_nothing() -> None:

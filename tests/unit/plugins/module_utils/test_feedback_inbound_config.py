@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.addresses import (
     feedback_addresses,
+    own_reporting_mtas,
     processor_config,
     unsubscribe_url,
+)
+from ansible_collections.bulkmail.infra.plugins.module_utils.feedback.inbound import (
+    FeedbackConfig,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.model.domains import parse_domains
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.inbound import (
@@ -17,7 +22,7 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.inbound imp
     postfix_policy,
 )
 from ansible_collections.bulkmail.infra.plugins.module_utils.postfix.plan import plan
-from model_inventory import lab_inventory, lab_model, problem
+from model_inventory import build_model, lab_hosts, lab_inventory, lab_model, lab_variables, problem
 
 
 def test_the_lab_receives_its_feedback_addresses_and_forwards_postmaster() -> None:
@@ -115,6 +120,70 @@ def test_the_processor_config_and_the_unsubscribe_link() -> None:
     assert config["return_path_domains"] == {"bounces.example.test": "example.test"}
     assert config["tenants"]["domains"]["shop.test"] == "shop.test"
     assert unsubscribe_url(model.domains[0]) == "https://unsubscribe.example.test/u/"
+
+
+def test_the_processor_config_names_every_smtp_host_as_our_reporting_mta() -> None:
+    model = lab_model()
+    config = processor_config(model.domains, model.submission_accounts, smtp_hosts=model.smtp_hosts)
+    # smtp1 (a primary with lanes) and smtp2 (the graveyard); never dns1, db1 or web1.
+    own = config["own_reporting_mtas"]
+    assert own == ["mta1.example.test", "mta2.example.test"]
+    others = {h.hostname for h in model.hosts} - {h.hostname for h in model.smtp_hosts}
+    assert others >= {"ns1.example.test", "db1.example.test", "web1.example.test"}
+    assert isinstance(own, list) and not others & set(own)
+
+
+def test_every_instance_of_every_smtp_host_reports_as_a_name_of_the_list() -> None:
+    """What Postfix writes in Reporting-MTA is each instance's myhostname: the plan's."""
+    model = lab_model()
+    own = own_reporting_mtas(model.smtp_hosts)
+    seen: set[str] = set()
+    lanes = 0
+    for host in model.smtp_hosts:
+        for instance in plan(model, host.inventory_name).as_dict()["instances"]:
+            names = [s["value"] for s in instance["main_cf"] if s["name"] == "myhostname"]
+            assert len(names) == 1, instance["instance"]
+            seen.add(names[0].lower())
+            lanes += instance["instance"] != "-"
+    assert lanes >= 2  # smtp1's bulk intake and its provider instances, not only defaults
+    assert sorted(seen) == own
+
+
+def test_own_reporting_mtas_follow_the_inventory() -> None:
+    hosts = lab_hosts()
+    hosts["smtp_fallback"].append(
+        {"inventory_hostname": "smtp3", "bulkmail_hostname": "mta3.example.test",
+         "bulkmail_public_ipv4": "198.51.100.13", "bulkmail_internal_ipv4": "10.25.0.13"}
+    )  # fmt: skip
+    variables = lab_variables()
+    variables["bulkmail_ip_pools"]["bulk"].append("198.51.100.13")
+    model = build_model(variables, **hosts)
+    assert own_reporting_mtas(model.smtp_hosts) == [
+        "mta1.example.test", "mta2.example.test", "mta3.example.test",
+    ]  # fmt: skip
+
+
+def test_the_processor_config_survives_its_json_file() -> None:
+    model = lab_model()
+    config = processor_config(
+        model.domains,
+        model.submission_accounts,
+        hard_bounce_scope="global",
+        smtp_hosts=model.smtp_hosts,
+    )
+    loaded = FeedbackConfig.load(json.loads(json.dumps(config)), "feedback.json")
+    assert loaded.own_reporting_mtas == frozenset({"mta1.example.test", "mta2.example.test"})
+    assert loaded.hard_bounce_scope == "global"
+    assert loaded.return_paths == {"bounces.example.test": "example.test"}
+
+
+def test_without_smtp_hosts_the_list_is_empty_and_every_notice_counts() -> None:
+    model = lab_model()
+    config = processor_config(model.domains, model.submission_accounts)
+    assert config["own_reporting_mtas"] == []
+    assert FeedbackConfig.load(config).own_reporting_mtas == frozenset()
+    old = {k: v for k, v in config.items() if k != "own_reporting_mtas"}
+    assert FeedbackConfig.load(old).own_reporting_mtas == frozenset()
 
 
 @pytest.mark.parametrize(
