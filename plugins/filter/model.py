@@ -110,6 +110,8 @@ def feedback_settings(inputs: Any) -> dict[str, Any]:
             parsed.domains,
             parsed.submission_accounts,
             hard_bounce_scope=parsed.feedback.hard_bounce_scope,
+            # Our own bounce notices come back to our MX: the log counted them already.
+            smtp_hosts=parsed.smtp_hosts,
         ),
         "soft_bounces": {
             "threshold": parsed.feedback.soft_bounce_threshold,
