@@ -298,6 +298,11 @@ def test_bounces_and_complaints_are_suppressed(campaign: dict[str, Any], db1: An
                f"AND recipient LIKE 'bounce-%-{tag}@%'")  # fmt: skip
     complaints = one(db1, f"SELECT count(*) FROM complaints WHERE recipient LIKE '%-{tag}@%'")
     assert dsns >= len(listed["bounce"]) and complaints >= len(listed["complain"])
+    # A bounce is counted once: from the log (SMTP time) or from the DSN, never both (our
+    # own notices to our VERP addresses are stored without a bounce row).
+    doubled = sql(db1, f"SELECT recipient, count(*) FROM bounces WHERE recipient LIKE "
+                  f"'%-{tag}@%' GROUP BY recipient HAVING count(*) > 1")  # fmt: skip
+    assert not doubled, f"{len(doubled)} recipients bounced twice, e.g. {doubled[:3]}"
     # One tenant's suppression is not another's.
     assert one(db1, f"SELECT count(*) FROM suppression WHERE address LIKE '%-{tag}@%' "
                f"AND tenant NOT IN ('{TENANT}')") == 0  # fmt: skip
