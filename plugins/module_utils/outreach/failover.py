@@ -87,11 +87,14 @@ class FailoverPolicy:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one submission to `route` at `time`."""
+    """What happened to one submission to `route` at `time`; `probe` when it was the probe
+    `route_for` asked for (only a probe's outcome changes a failed route: a message handed
+    over before the failure and accepted late is no sign of recovery)."""
 
     time: datetime
     route: str
     kind: str
+    probe: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in OUTCOMES:
@@ -129,6 +132,8 @@ def route_after(
     """The route's state after `outcome`."""
     when = require_utc(outcome.time, "time")
     if state.status == FAILED:
+        if not outcome.probe:
+            return state
         if outcome.kind == ACCEPTED:
             return RouteHealth()
         backoff = min(policy.max_backoff, state.backoff * 2)
