@@ -112,13 +112,14 @@ def staggered_starts(
 
 
 def cooldown_days(history: DomainHistory, rotation: Rotation, first_day: date, today: date) -> int:
-    """Whole UTC days in [first_day, today) that the domain spent resting (waiting counts
-    too): the `paused_days` of its accounts' warm-up, which must not advance while they do
-    not send."""
+    """Whole UTC days in [first_day, today) that the domain spent in cooldown: the
+    `paused_days` of its accounts' warm-up, which must not advance while they do not send.
+    Days before its rotation began are not counted: a mailbox's `first_day` is the caller's
+    to set when it starts sending."""
     days = 0
     day = first_day
     while day < today:
-        if domain_phase(history, rotation, start_of_day(day)).name != ACTIVE:
+        if domain_phase(history, rotation, start_of_day(day)).name == COOLDOWN:
             days += 1
         day += timedelta(days=1)
     return days

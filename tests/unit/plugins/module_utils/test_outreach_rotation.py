@@ -72,7 +72,7 @@ def test_cooldown_days_pause_the_accounts_warm_up() -> None:
     assert cooldown_days(history, Rotation(), first, first + timedelta(days=10)) == 3
     assert cooldown_days(history, Rotation(), first, first + timedelta(days=21)) == 7
     waiting = DomainHistory("d2.test", "acme", at(2))
-    assert cooldown_days(waiting, Rotation(), first, first + timedelta(days=3)) == 2
+    assert cooldown_days(waiting, Rotation(), first, first + timedelta(days=3)) == 0
 
 
 def test_rested_per_cooldown_checks_every_send() -> None:
