@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 MODULE_UTILS = Path(__file__).parents[4] / "plugins" / "module_utils"
-PURE_PACKAGES = ("model", "dns", "postfix", "dkim", "postgresql", "grafana", "feedback")
+PURE_PACKAGES = ("model", "dns", "postfix", "dkim", "postgresql", "grafana", "feedback", "outreach")
 # Top-level modules that mean Ansible, the file system, processes or sockets.
 FORBIDDEN_MODULES = frozenset(
     {"ansible", "os", "socket", "tempfile", "shutil", "subprocess", "pathlib"}
