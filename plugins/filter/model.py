@@ -30,8 +30,11 @@ from ansible_collections.bulkmail.infra.plugins.module_utils.model.plain import 
 from ansible_collections.bulkmail.infra.plugins.module_utils.sender_guard import sender_identities
 
 
-def model(variables: Any, groups: Any, hosts: Any) -> dict[str, Any]:
+def model(variables: Any, groups: Any, hosts: Any, files: Any = None) -> dict[str, Any]:
     """The `bulkmail_model` fact: what the model reads of the inventory, once it parses.
+
+    `files`: path -> text of the files the variables name (the CSV imports of
+    `bulkmail_sender_accounts`), read by the play, as the model itself reads no file.
 
     A model that does not parse gives `{problems: <every problem, one per line>}` instead of
     failing: the fact holds secrets and is set with no_log, which would hide the message; the
@@ -52,11 +55,21 @@ def model(variables: Any, groups: Any, hosts: Any) -> dict[str, Any]:
             variables,
             {str(name): list(members) for name, members in plain(groups).items()},
             {str(host["inventory_hostname"]): host for host in listed},
+            _files(files),
         )
         parse_model(inputs)
     except ModelError as error:
         return {"problems": str(error)}
     return inputs
+
+
+def _files(files: Any) -> dict[str, Any]:
+    """The play's file texts as a plain dict (none: an empty one)."""
+    if files is None:
+        return {}
+    if not isinstance(files, Mapping):
+        raise AnsibleFilterError("model: files must be a mapping of path to the file's text")
+    return {str(path): files[path] for path in files}
 
 
 def summary(inputs: Any) -> dict[str, Any]:
@@ -103,7 +116,8 @@ def feedback_settings(inputs: Any) -> dict[str, Any]:
     ]
     addresses = feedback_addresses(parsed.domains, parsed.submission_accounts)
     return {
-        "tenants": default_tenants(domain.name for domain in parsed.domains),
+        # Sending domain -> tenant: bulkmail_tenants' names, else the domain as its own.
+        "tenants": default_tenants((domain.name for domain in parsed.domains), parsed.tenants),
         # What the ingester must not suppress: mail to our own feedback addresses.
         "inbound": [f"@{name}" for name in addresses.verp_domains] + sorted(addresses.fixed),
         "processor": processor_config(

@@ -167,7 +167,8 @@ def normalise_domain(domain: str) -> str:
 class TenantMap:
     """Sending domain -> tenant, from the model.
 
-    Today's model has no tenants: `default_tenants()` makes each sending domain its own.
+    From `default_tenants()`: the model's tenants (`bulkmail_tenants`), and each sending
+    domain no tenant claims as its own.
     """
 
     domains: Mapping[str, str]
@@ -213,10 +214,20 @@ class TenantMap:
         return self.tenant_for_domain(domain) if "@" in sender and domain else None
 
 
-def default_tenants(domain_names: Iterable[str]) -> dict[str, dict[str, str]]:
-    """The data file for a model without tenants: each sending domain is its own tenant."""
+def default_tenants(
+    domain_names: Iterable[str], tenants: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, dict[str, str]]:
+    """The tenants data file: each sending domain -> the tenant of `tenants` (name ->
+    domains, the model's `bulkmail_tenants`) that holds it, or itself when none does (a
+    model without tenants). Subdomains (return-path domains) follow their parent in
+    `TenantMap.tenant_for_domain`, so they need no entry."""
+    owners = {
+        normalise_domain(domain): name.strip().lower()
+        for name, domains in (tenants or {}).items()
+        for domain in domains
+    }
     names = sorted({normalise_domain(name) for name in domain_names})
-    return {"domains": {name: name for name in names}}
+    return {"domains": {name: owners.get(name, name) for name in names}}
 
 
 @dataclass(frozen=True)

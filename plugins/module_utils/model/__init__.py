@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .access import (
     ALL_DOMAINS,
@@ -31,6 +31,17 @@ from .feedback import Feedback, check_feedback, parse_feedback, parse_unsubscrib
 from .fields import secret, show
 from .hosts import Host, check_hosts, parse_dns_hosts, parse_hosts, parse_smtp_hosts
 from .lanes import Lane, lane_address, parse_lanes
+from .outreach import (
+    AccountContext,
+    OutreachSettings,
+    SenderAccount,
+    all_tenants,
+    domain_tenants,
+    parse_outreach,
+    parse_sender_accounts,
+    parse_tenants,
+    parse_warmup_schedules,
+)
 from .sending import (
     DEFAULT_PROVIDERS,
     Provider,
@@ -40,6 +51,9 @@ from .sending import (
     parse_relays,
     parse_volume,
 )
+
+if TYPE_CHECKING:
+    from ..outreach.warmup import WarmupSchedule
 
 # The inventory variables the model reads; nothing else of an inventory reaches a plan.
 MODEL_VARIABLES = (
@@ -63,6 +77,10 @@ MODEL_VARIABLES = (
     "bulkmail_db_ingest_password",
     "bulkmail_db_reader_password",
     "bulkmail_db_unsubscribe_password",
+    "bulkmail_tenants",
+    "bulkmail_warmup_schedules",
+    "bulkmail_sender_accounts",
+    "bulkmail_outreach",
 )
 HOST_VARIABLES = (
     "bulkmail_hostname",
@@ -106,6 +124,18 @@ class Model:
     feedback: Feedback = field(default_factory=Feedback)
     # Where the smtp hosts ship Postfix's raw journal lines (model/archive.py); None: nowhere.
     log_archive: LogArchive | None = None
+    # The outreach fleet (model/outreach.py). Every tenant, name -> sending domains: the
+    # declared ones, then each domain no tenant claims as its own (named by the domain).
+    tenants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sender_accounts: tuple[SenderAccount, ...] = ()
+    # Schedule name -> the engine's WarmupSchedule; parse_model always holds `default`.
+    warmup_schedules: dict[str, WarmupSchedule] = field(default_factory=dict)
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)
+
+    @property
+    def domain_tenants(self) -> dict[str, str]:
+        """Sending domain -> its tenant's name (its own name when no tenant claims it)."""
+        return domain_tenants(self.tenants)
 
     @property
     def receivers(self) -> tuple[Host, ...]:
@@ -152,8 +182,13 @@ def model_inputs(
     variables: Mapping[str, Any],
     groups: Mapping[str, Sequence[str]],
     hostvars: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the model reads of an inventory, as plain data: the `bulkmail_model` fact."""
+    """What the model reads of an inventory, as plain data: the `bulkmail_model` fact.
+
+    `files`: the text of each file the variables name (`bulkmail_sender_accounts`' csv
+    entries), by the path as written; the caller reads them, parse_model stays pure.
+    """
     members = {group: list(groups.get(group) or []) for group in GROUPS}
     names = list(groups.get("all") or [])
     for group_hosts in members.values():
@@ -165,6 +200,7 @@ def model_inputs(
             name: {key: (hostvars.get(name) or {}).get(key) for key in HOST_VARIABLES}
             for name in names
         },
+        "files": {str(path): text for path, text in (files or {}).items()},
     }
 
 
@@ -282,6 +318,8 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
         lambda: parse_unsubscribe_keys(raw.get("bulkmail_erasure_keys"), "bulkmail_erasure_keys"),
     )
     step("providers", lambda: parse_providers(raw.get("bulkmail_providers")))
+    step("warmup_schedules", lambda: parse_warmup_schedules(raw.get("bulkmail_warmup_schedules")))
+    step("outreach", lambda: parse_outreach(raw.get("bulkmail_outreach")))
     step(
         "trusted_senders",
         lambda: parse_trusted_networks(
@@ -308,6 +346,24 @@ def parse_model(inputs: Mapping[str, Any]) -> Model:
         "lanes",
         lambda: parse_lanes(raw.get("bulkmail_lanes"), parsed["ip_pools"], providers=providers),
     )
+    step("_tenants", lambda: parse_tenants(raw.get("bulkmail_tenants"), names))
+    if "_tenants" in parsed:
+        parsed["tenants"] = all_tenants(parsed["_tenants"], names)
+        context = AccountContext(
+            domain_tenants=domain_tenants(parsed["tenants"]),
+            tenants=tuple(parsed["_tenants"]),
+            relays=tuple(relay.name for relay in parsed["relays"]),
+            schedules=parsed["warmup_schedules"],
+        )
+        files = inputs.get("files")
+        step(
+            "sender_accounts",
+            lambda: parse_sender_accounts(
+                raw.get("bulkmail_sender_accounts"),
+                context,
+                files if isinstance(files, Mapping) else {},
+            ),
+        )
     raise_collected(errors)
     model = Model(**{key: value for key, value in parsed.items() if not key.startswith("_")})
     errors += check_hosts(model.smtp_hosts, model.dns_hosts, model.hosts, model.ip_pools)
@@ -364,6 +420,9 @@ def model_summary(model: Model) -> dict[str, Any]:
         "receivers": [host.inventory_name for host in model.receivers],
         "operator_address": model.feedback.operator_address,
         "log_archive": _archive_summary(model.log_archive),
+        "tenants": {name: list(domains) for name, domains in model.tenants.items()},
+        "sender_accounts": len(model.sender_accounts),
+        "warmup_schedules": sorted(model.warmup_schedules),
     }
 
 
@@ -388,8 +447,10 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelErrors",
+    "OutreachSettings",
     "Provider",
     "Relay",
+    "SenderAccount",
     "SubmissionAccount",
     "TrustedNetwork",
     "VolumeProfile",
