@@ -66,7 +66,9 @@ def chain_zone() -> dict[str, Any]:
 
 def converge_dns(extra_zones: list[dict[str, Any]] | None) -> None:
     extra = None if extra_zones is None else {"bind_extra_zones": extra_zones}
-    run = ansible_playbook("playbooks/dns.yml", extra_vars=extra)
+    # Only the zones change: the tier's firewall and restart policy are left out (16 s a run).
+    run = ansible_playbook("playbooks/dns.yml", "--skip-tags", "firewall,restart_on_failure",
+                           extra_vars=extra)  # fmt: skip
     assert run.returncode == 0, playbook_failures(run.stdout) or run.stdout[-4000:] + run.stderr
 
 
