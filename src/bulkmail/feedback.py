@@ -68,8 +68,7 @@ from bulkmail.logic.feedback.inbound import (
     message_statement,
     process,
 )
-from bulkmail.logic.feedback.unsubscribe import parse_keys
-from bulkmail.policy import conninfo_password, describe_error, read_conninfo
+from bulkmail.policy import conninfo_password, describe_error, read_conninfo, read_keys_file
 
 EX_OK = 0
 EX_TEMPFAIL = 75  # sysexits.h: Postfix defers and retries
@@ -151,14 +150,9 @@ def load_unsubscribe_keys(path: Path | None) -> tuple[bytes, ...]:
     if path is None:
         return ()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise Tempfail(f"--unsubscribe-keys-file {path}: {reason}") from None
-    try:
-        return tuple(parse_keys(text, str(path)))
+        return tuple(read_keys_file(path, "--unsubscribe-keys-file"))
     except ValueError as error:
-        raise Tempfail(f"--unsubscribe-keys-file {error}") from None
+        raise Tempfail(str(error)) from None
 
 
 def read_message(stream: IO[bytes], limit: int) -> tuple[bytes, bool]:

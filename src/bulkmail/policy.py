@@ -520,20 +520,31 @@ def load_tenants(path: Path) -> TenantMap:
         raise SystemExit(f"policy: {path}: {error}") from error
 
 
+def read_keys_file(path: Path, option: str) -> list[bytes]:
+    """The keys of a keys file (one hex or base64 key a line, `parse_keys`), the first first.
+    ValueError beginning with `option` and naming the file (and the line), never a key: each
+    command wraps it in its own way of failing. Every keys file the commands take is read
+    here (the one-click keys, the erasure keys)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"{option} {path}: {reason}") from None
+    try:
+        return parse_keys(text, str(path))
+    except ValueError as error:
+        raise ValueError(f"{option} {error}") from None
+
+
 def load_erasure_keys(path: Path | None) -> tuple[bytes, ...]:
     """The keys erased addresses were hashed with (`bulkmail forget --keys-file`'s file);
     SystemExit naming the file and the line, never a key."""
     if path is None:
         return ()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise SystemExit(f"policy: --erasure-keys-file {path}: {reason}") from None
-    try:
-        return tuple(parse_keys(text, str(path)))
+        return tuple(read_keys_file(path, "--erasure-keys-file"))
     except ValueError as error:
-        raise SystemExit(f"policy: --erasure-keys-file {error}") from None
+        raise SystemExit(f"policy: {error}") from None
 
 
 def read_conninfo(

@@ -54,11 +54,11 @@ from bulkmail import signer
 from bulkmail.logic.feedback.suppression import normalise_domain
 from bulkmail.logic.feedback.unsubscribe import (
     feedback_id,
-    parse_keys,
     replace_headers,
     unsubscribe_headers,
 )
 from bulkmail.logic.model.lanes import ROUTE_MAP_PREFIX, route_map_name
+from bulkmail.policy import read_keys_file
 from bulkmail.provider_map import (
     ProviderMap,
     ResolveMx,
@@ -410,12 +410,9 @@ def list_headers(
             )
         path = args.unsubscribe_keys_file
         try:
-            keys = parse_keys(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise ConfigError(f"--unsubscribe-keys-file {path}: {reason}") from None
+            keys = read_keys_file(path, "--unsubscribe-keys-file")
         except ValueError as error:
-            raise ConfigError(f"--unsubscribe-keys-file {error}") from None
+            raise ConfigError(str(error)) from None
         day = int(time.time() // 86400) if today is None else today
         headers += unsubscribe_headers(
             keys[0], tenant, args.recipients[0], args.campaign, args.unsubscribe_url,

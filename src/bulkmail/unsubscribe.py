@@ -64,14 +64,13 @@ from bulkmail.logic.feedback.unsubscribe import (
     TokenError,
     UnsubscribeRow,
     insert_params,
-    parse_keys,
     read_token,
     row_from_record,
     spool_line,
     suppression_row,
     token_from_path,
 )
-from bulkmail.policy import conninfo_password, describe_error
+from bulkmail.policy import conninfo_password, describe_error, read_keys_file
 from bulkmail.policy import read_conninfo as policy_read_conninfo
 
 LOG = logging.getLogger("bulkmail.unsubscribe")
@@ -530,14 +529,9 @@ def _today() -> int:
 def load_keys(path: Path, command: str = "unsubscribe-web") -> list[bytes]:
     """The keys file's keys (first signs); SystemExit naming the file, never a key."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise SystemExit(f"{command}: --keys-file {path}: {reason}") from None
-    try:
-        return parse_keys(text, str(path))
+        return read_keys_file(path, "--keys-file")
     except ValueError as error:
-        raise SystemExit(f"{command}: --keys-file {error}") from None
+        raise SystemExit(f"{command}: {error}") from None
 
 
 # The one reader of --database-file (bulkmail.policy's), with this command's name and variable.
