@@ -391,6 +391,28 @@ ONE_CLICK_POST = (
 )
 
 
+def submit_with_unsubscribe(
+    smtp1: Any, received: Callable[..., list[Any]], rcpt: str, subject: str, campaign: str
+) -> dict[str, Any]:
+    """One message through `bulkmail submit` on the bulk lane with the one-click link and the
+    mailto: address; what the provider received of it."""
+    message = (
+        f"From: news@example.test\nTo: {rcpt}\nSubject: {subject}\n"
+        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <{subject}@example.test>\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
+    )
+    run = smtp1.run(
+        f"printf %s {shlex.quote(message)} | bulkmail submit --lane bulk "
+        f"--from news@example.test --to {rcpt} --campaign {campaign} "
+        "--unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys "
+        "--unsubscribe-url https://unsubscribe.example.test/u/ "
+        "--unsubscribe-mailto unsubscribe@bounces.example.test"
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    (record,) = by_subject(received(lambda rs: by_subject(rs, subject)), subject)
+    return record
+
+
 def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     db1: Any, client: Any, smtp1: Any, providers: Any, received: Callable[..., list[Any]]
 ) -> None:
@@ -400,20 +422,7 @@ def test_one_click_unsubscribe_suppresses_and_the_next_message_is_refused(
     tenant's is not."""
     tag = uuid.uuid4().hex[:8]
     rcpt = f"reader-{tag}@gmail.test"
-    message = (
-        f"From: news@example.test\nTo: {rcpt}\nSubject: oneclick-{tag}\n"
-        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <oneclick-{tag}@example.test>\n"
-        "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
-    )
-    run = smtp1.run(
-        f"printf %s {shlex.quote(message)} | bulkmail submit --lane bulk "
-        f"--from news@example.test --to {rcpt} --campaign spring-{tag} "
-        "--unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys "
-        "--unsubscribe-url https://unsubscribe.example.test/u/ "
-        "--unsubscribe-mailto unsubscribe@bounces.example.test"
-    )
-    assert run.rc == 0, run.stdout + run.stderr
-    (record,) = by_subject(received(lambda rs: by_subject(rs, f"oneclick-{tag}")), tag)
+    record = submit_with_unsubscribe(smtp1, received, rcpt, f"oneclick-{tag}", f"spring-{tag}")
     assert record["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
     assert (record["dkim"]["result"], record["dmarc"]["result"]) == ("pass", "pass"), record
     stored = providers.check_output("cat /var/lib/providers/%s", record["stored_as"])
@@ -495,20 +504,7 @@ def test_a_mailto_unsubscribe_suppresses_the_address_its_token_names(
     one, so a stranger cannot unsubscribe a victim by forging the victim's From."""
     tag = uuid.uuid4().hex[:8]
     rcpt = f"mailto-{tag}@gmail.test"
-    message = (
-        f"From: news@example.test\nTo: {rcpt}\nSubject: mailto-{tag}\n"
-        f"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <mailto-{tag}@example.test>\n"
-        "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello.\n"
-    )
-    run = smtp1.run(
-        f"printf %s {shlex.quote(message)} | bulkmail submit --lane bulk "
-        f"--from news@example.test --to {rcpt} --campaign autumn-{tag} "
-        "--unsubscribe-keys-file /etc/bulkmail/unsubscribe-keys "
-        "--unsubscribe-url https://unsubscribe.example.test/u/ "
-        "--unsubscribe-mailto unsubscribe@bounces.example.test"
-    )
-    assert run.rc == 0, run.stdout + run.stderr
-    (record,) = by_subject(received(lambda rs: by_subject(rs, f"mailto-{tag}")), tag)
+    record = submit_with_unsubscribe(smtp1, received, rcpt, f"mailto-{tag}", f"autumn-{tag}")
     mailto = record["list_unsubscribe"].split("<mailto:", 1)[1].split(">", 1)[0]
     address, _, query = mailto.partition("?subject=")
     assert address == "unsubscribe@bounces.example.test" and query, mailto
